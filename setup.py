@@ -1,0 +1,3 @@
+from setuptools import setup
+
+setup(cffi_modules=["ocirun/_build_c.py:ffibuilder"])
