@@ -84,6 +84,7 @@ class TapTest:
     description: str
     directive: str = ""  # "SKIP", "TODO" or ""
     diagnostic: str = ""
+    comments: list[str] = field(default_factory=list)  # "# expect: ..., actual: ..." lines after it
 
 
 @dataclass
@@ -140,6 +141,7 @@ def parse_tap(text: str) -> TapReport:
     attach_to: TapTest | None = None
     stream_plan: int | None = None
     stream_tests = 0
+    last_test: TapTest | None = None
     while i < len(lines):
         raw = lines[i]
         line = raw.strip()
@@ -159,7 +161,11 @@ def parse_tap(text: str) -> TapReport:
                 if err is not None:
                     rep.orphan_errors.append(err)
             continue
-        if not line or line.startswith("#"):
+        if not line:
+            continue
+        if line.startswith("#"):
+            if last_test is not None:
+                last_test.comments.append(line.lstrip("# ").strip())
             continue
         if line.startswith("TAP version"):
             if rep.streams:
@@ -176,7 +182,7 @@ def parse_tap(text: str) -> TapReport:
             attach_to = None
             continue
         m = _PLAN_RE.match(line)
-        if m and raw == line:
+        if m and raw.rstrip() == line:
             if stream_plan is not None:
                 rep.plan_errors.append(f"second plan 1..{m.group(1)} in one stream")
             stream_plan = int(m.group(1))
@@ -184,7 +190,7 @@ def parse_tap(text: str) -> TapReport:
             attach_to = None
             continue
         m = _TEST_RE.match(line)
-        if m and raw == line:
+        if m and raw.rstrip() == line:
             desc = m.group(3).strip()
             directive = ""
             d = _DIRECTIVE_RE.search(desc)
@@ -194,6 +200,7 @@ def parse_tap(text: str) -> TapReport:
             number = int(m.group(2)) if m.group(2) else len(rep.tests) + 1
             test = TapTest(ok=m.group(1) == "ok", number=number, description=desc, directive=directive)
             rep.tests.append(test)
+            last_test = test
             stream_tests += 1
             attach_to = test
             continue
@@ -247,6 +254,8 @@ def judge(name: str, stdout: str, stderr: str, exit_code: int | None, timed_out:
             err = _yaml_error(t.diagnostic) if t.diagnostic else None
             if err:
                 msg += f" [{err}]"
+            if t.comments:
+                msg += f" # {t.comments[0]}"
             res.failures.append(msg)
     for err in rep.orphan_errors:
         res.failures.append(f"diagnostic: {err}")

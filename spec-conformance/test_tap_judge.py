@@ -111,6 +111,19 @@ def test_plan_mismatch_and_missing_plan() -> None:
     assert "no TAP plan" in res.reason
 
 
+def test_not_ok_reports_first_comment() -> None:
+    out = "TAP version 13\nok 1 - find devices\nnot ok 2 - devices c 10:229 rwm is set correctly\n"
+    out += "# expect: c 10:229 rwm, actual: b 0:0 m\n"
+    out += "# The runtime MUST apply entries in the listed order\n1..2\n"
+    res = rv.judge("linux_cgroups_devices", out, "", 0)
+    assert res.reason == ("not ok 2 - devices c 10:229 rwm is set correctly # expect: c 10:229 rwm, actual: b 0:0 m")
+
+
+def test_empty_description_with_trailing_space() -> None:
+    res = rv.judge("linux_seccomp", "TAP version 13\nok 1 - \nok 2 - seccomp action is added correctly\n1..2\n", "", 0)
+    assert res.passed, res.failures
+
+
 def test_fatal_exit_reports_stderr() -> None:
     err = "failed to create the container\nocirun: create: boom\nexit status 1\n"
     res = rv.judge("default", "", err, 1)
