@@ -1,0 +1,228 @@
+"""Safe cgroupfs file access: everything goes through a directory fd that is verified to be on cgroupfs.
+
+Files are opened by plain name relative to that fd with O_NOFOLLOW, and directories are walked one
+component at a time, so neither a symlink nor a ".." can lead a write outside the cgroup tree.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ocirun.errors import OciError
+
+CGROUP_SUPER_MAGIC = 0x27E0EB
+CGROUP2_SUPER_MAGIC = 0x63677270
+TMPFS_MAGIC = 0x01021994
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _check_name(name: str) -> None:
+    """Refuse anything but a single path component (no "/", no "..")."""
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        raise OciError(repr(name), "not a valid cgroup file or directory name")
+
+
+def split_inner(inner: str) -> list[str]:
+    """Split a cleaned absolute cgroup path into components, refusing "..": callers clean first."""
+    parts = [p for p in inner.split("/") if p and p != "."]
+    for p in parts:
+        _check_name(p)
+    return parts
+
+
+def fs_magic(path: str) -> int:
+    """statfs(2) f_type of `path`: from the native helper, else the fs type column of mountinfo."""
+    try:
+        from ocirun import _native  # lazy: the .so may be unbuilt
+
+        value = _native.lib.ocirun_cg_statfs_magic(os.fsencode(path))
+        if value < 0:
+            raise OSError(-value, os.strerror(-value), path)
+        return int(value)
+    except ImportError:
+        return _magic_from_mountinfo(path)
+
+
+def _magic_from_mountinfo(path: str) -> int:
+    """Fallback when _native is missing: the filesystem type of the mount that contains `path`."""
+    real = os.path.realpath(path)
+    best, fstype = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mnt = left.split()[4].replace("\\040", " ")
+            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, fstype = mnt, right.split()[0]
+    return {"cgroup": CGROUP_SUPER_MAGIC, "cgroup2": CGROUP2_SUPER_MAGIC, "tmpfs": TMPFS_MAGIC}.get(fstype, 0)
+
+
+def open_dir(path: str) -> int:
+    """Open an existing cgroup directory; the fd is checked to be on cgroupfs (v1 or v2)."""
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        from ocirun import _native
+
+        magic = _native.lib.ocirun_cg_fstatfs_magic(fd)
+    except ImportError:
+        magic = _magic_from_mountinfo(path)
+    if magic not in (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC):
+        os.close(fd)
+        raise OciError(path, "not a cgroup filesystem directory")
+    return fd
+
+
+def mkdir_p(root: str, parts: list[str], *, on_new: object = None) -> list[str]:
+    """Create root/parts... one level at a time with mkdirat; return the paths this call created.
+
+    `on_new(parent_fd, child_fd, child_path)` runs for each newly made level (v1 cpuset copies cpus/mems).
+    """
+    created: list[str] = []
+    fd = open_dir(root)
+    path = root
+    try:
+        for name in parts:
+            _check_name(name)
+            path = f"{path}/{name}"
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+                created.append(path)
+                new = True
+            except FileExistsError:
+                new = False
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            if new and on_new is not None:
+                try:
+                    on_new(fd, child, path)  # type: ignore[operator]
+                except BaseException:
+                    os.close(child)
+                    raise
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return created
+
+
+def write_at(dirfd: int, name: str, value: str) -> None:
+    """One write(2) of `value` to a cgroup file; raises OSError as the kernel reports it."""
+    _check_name(name)
+    fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dirfd)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def read_at(dirfd: int, name: str) -> str:
+    """Whole content of a cgroup file (they are small, a 64 KiB read loop is plenty)."""
+    _check_name(name)
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dirfd)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
+def exists_at(dirfd: int, name: str) -> bool:
+    """Whether a cgroup file exists (controllers and kernel versions differ in what they offer)."""
+    _check_name(name)
+    try:
+        os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class CgroupDir:
+    """An open cgroup directory; write() turns kernel refusals into OciError naming resource and file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = open_dir(path)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> CgroupDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, what: str, name: str, value: str) -> None:
+        """Write `value`; on failure raise OciError(what, "writing <name>: <strerror>")."""
+        try:
+            write_at(self.fd, name, value)
+        except OSError as e:
+            raise OciError(what, f"writing {name}: {os.strerror(e.errno or errno.EIO)}") from e
+
+    def try_write(self, name: str, value: str) -> int:
+        """Write and return 0 or the errno, for callers that retry in another order (runc does)."""
+        try:
+            write_at(self.fd, name, value)
+            return 0
+        except OSError as e:
+            return e.errno or errno.EIO
+
+    def read(self, name: str) -> str:
+        return read_at(self.fd, name)
+
+    def read_opt(self, name: str) -> str | None:
+        """Content, or None when the kernel does not offer the file."""
+        try:
+            return read_at(self.fd, name)
+        except (FileNotFoundError, OSError) as e:
+            if isinstance(e, FileNotFoundError) or e.errno in (errno.ENODEV, errno.EOPNOTSUPP):
+                return None
+            raise
+
+    def exists(self, name: str) -> bool:
+        return exists_at(self.fd, name)
+
+
+def read_procs(path: str) -> list[int]:
+    """All pids in `path` and its descendants (cgroup.procs is per-directory)."""
+    out: list[int] = []
+    for dirpath, _dirs, files in os.walk(path, followlinks=False):
+        if "cgroup.procs" not in files:
+            continue
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                out.extend(int(x) for x in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def rmdir_tree(path: str, *, retries: int = 50, delay: float = 0.02) -> None:
+    """Remove a cgroup and its child cgroups depth first; retry EBUSY while exiting tasks drain."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return
+    for dirpath, dirs, _files in os.walk(path, topdown=False, followlinks=False):
+        for d in dirs:
+            _rmdir_retry(os.path.join(dirpath, d), retries, delay)
+    _rmdir_retry(path, retries, delay)
+
+
+def _rmdir_retry(path: str, retries: int, delay: float) -> None:
+    for attempt in range(retries):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == retries - 1:
+                raise OciError(path, f"removing cgroup: {os.strerror(e.errno or errno.EIO)}") from e
+            time.sleep(delay)

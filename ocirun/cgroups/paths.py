@@ -1,0 +1,144 @@
+"""Where a container's cgroup lives: mountinfo scan, own-cgroup lookup and cgroupsPath resolution.
+
+cgroupsPath rules (runc's fs/fs2 drivers):
+  * absolute "/a/b": relative to each hierarchy's root (mount point);
+  * relative "a/b": v1: under the caller's own cgroup in that hierarchy; v2: under the *parent* of the
+    caller's cgroup (the caller's own cgroup usually has tasks, so it cannot get child controllers);
+  * unset: runc sets Name=<id> with no Parent, i.e. the relative path "<id>" -> same rules as relative.
+    We do the same, so a runtime started from the root cgroup puts containers at "/<id>".
+  * "slice:prefix:name" is the systemd driver's syntax; without systemd it is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ocirun.errors import OciError
+
+# v1 controllers runc's fs manager knows, in its order; "name=systemd" and "misc" are joined only.
+V1_CONTROLLERS = (
+    "cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
+    "net_cls", "net_prio", "perf_event", "freezer", "rdma", "name=systemd", "misc",
+)
+
+
+def clean_path(path: str) -> str:
+    """Lexically clean like runc's CleanPath: "..", "." and "//" can never climb above the root."""
+    if not path:
+        return ""
+    if path.startswith("/"):
+        return posixpath.normpath("/" + path.lstrip("/"))
+    cleaned = posixpath.normpath("/" + path)
+    return cleaned.lstrip("/") or ""
+
+
+def is_systemd_path(path: str | None) -> bool:
+    """runc's systemd driver syntax "slice:prefix:name" (three colon-separated fields)."""
+    return path is not None and path.count(":") == 2 and not path.startswith("/")
+
+
+def check_systemd(path: str | None, systemd: bool) -> None:
+    """The systemd driver needs a running systemd; refuse early and say so."""
+    if not (systemd or is_systemd_path(path)):
+        return
+    if not os.path.isdir("/run/systemd/system"):
+        raise OciError(
+            "cgroupsPath",
+            "systemd cgroup driver needs systemd running (/run/systemd/system is missing); "
+            "use a plain path such as \"/mygroup/<id>\" with the cgroupfs driver",
+        )
+    raise OciError("cgroupsPath", "the systemd cgroup driver is not implemented; use the cgroupfs driver")
+
+
+def _unescape(s: str) -> str:
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def cgroup_mounts(mountinfo: str | None = None) -> tuple[dict[str, tuple[str, str]], str | None, str]:
+    """Parse mountinfo: ({v1 controller: (mountpoint, mount root)}, v2 mountpoint or None, v2 root).
+
+    The first mount of each controller wins (bind mounts of the same hierarchy come later).
+    """
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    v1: dict[str, tuple[str, str]] = {}
+    v2: str | None = None
+    v2_root = "/"
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split()
+        rfields = right.split()
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        fstype, mnt, root = rfields[0], _unescape(fields[4]), _unescape(fields[3])
+        if fstype == "cgroup2":
+            if v2 is None:
+                v2, v2_root = mnt, root
+        elif fstype == "cgroup":
+            for opt in rfields[2].split(","):
+                if opt in V1_CONTROLLERS and opt not in v1:
+                    v1[opt] = (mnt, root)
+    return v1, v2, v2_root
+
+
+def own_cgroups(text: str | None = None) -> dict[str, str]:
+    """Parse /proc/self/cgroup: {controller: path}; the v2 entry is keyed "" (hierarchy 0)."""
+    if text is None:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hid, ctrls, path = parts
+        if hid == "0" and ctrls == "":
+            out[""] = path
+            continue
+        for c in ctrls.split(","):
+            if c:
+                out[c] = path
+    return out
+
+
+def _strip_mount_root(own: str, mount_root: str) -> str:
+    """Inside a cgroupns or a bind mount the mount root is not "/": make `own` relative to it."""
+    if mount_root in ("/", ""):
+        return own
+    if own == mount_root:
+        return "/"
+    if own.startswith(mount_root.rstrip("/") + "/"):
+        return own[len(mount_root.rstrip("/")):]
+    return own
+
+
+def resolve_inner(cgroups_path: str | None, container_id: str) -> str:
+    """Cleaned cgroupsPath, "<id>" when unset (runc: Name=<id>, Parent="")."""
+    if cgroups_path:
+        inner = clean_path(cgroups_path)
+        if inner in ("", "/"):
+            raise OciError("cgroupsPath", f"{cgroups_path!r} names the root cgroup, not a container's own")
+        return inner
+    if not container_id or "/" in container_id or container_id in (".", ".."):
+        raise OciError("container id", f"{container_id!r} cannot name a cgroup")
+    return container_id
+
+
+def v1_dir(inner: str, controller: str, mnt: str, mount_root: str, own: dict[str, str]) -> str:
+    """Absolute directory of `inner` in the v1 hierarchy of `controller` mounted at `mnt`."""
+    if inner.startswith("/"):
+        return mnt.rstrip("/") + inner
+    base = _strip_mount_root(own.get(controller, "/"), mount_root)
+    return posixpath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)
+
+
+def v2_dir(inner: str, mnt: str, mount_root: str, own: dict[str, str]) -> str:
+    """Absolute directory of `inner` on the cgroup2 mount; relative paths go under our parent cgroup."""
+    if inner.startswith("/"):
+        return mnt.rstrip("/") + inner
+    base = posixpath.dirname(_strip_mount_root(own.get("", "/"), mount_root)) or "/"
+    return posixpath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)

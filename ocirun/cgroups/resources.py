@@ -1,0 +1,100 @@
+"""Shared pieces of the v1 and v2 resource writers: value checks and the lazy per-controller dir cache."""
+
+from __future__ import annotations
+
+from ocirun.cgroups.fsutil import CgroupDir
+from ocirun.errors import OciError
+
+R = "linux.resources"
+
+
+def get_int(section: dict, key: str, where: str, *, lo: int = -(2**63), hi: int = 2**64 - 1) -> int | None:
+    """section[key] as an int in [lo, hi]; None when absent or null (an update only writes what it names)."""
+    v = section.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise OciError(f"{where}.{key}", f"must be an integer, got {v!r}")
+    if v < lo or v > hi:
+        raise OciError(f"{where}.{key}", f"{v} is out of range [{lo}, {hi}]")
+    return v
+
+
+def get_bool(section: dict, key: str, where: str) -> bool | None:
+    v = section.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, bool):
+        raise OciError(f"{where}.{key}", f"must be a boolean, got {v!r}")
+    return v
+
+
+def get_section(resources: dict, key: str) -> dict | None:
+    v = resources.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise OciError(f"{R}.{key}", "must be an object")
+    return v
+
+
+def get_list(section: dict, key: str, where: str) -> list | None:
+    v = section.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise OciError(f"{where}.{key}", "must be an array")
+    return v
+
+
+def page_size(value: object, where: str) -> str:
+    """hugepageLimits[].pageSize as the kernel spells it in file names ("2MB", "1GB", "64KB")."""
+    if not isinstance(value, str) or len(value) < 3 or value[-2:] not in ("KB", "MB", "GB") \
+            or not value[:-2].isdigit():
+        raise OciError(where, f"must look like \"2MB\" or \"1GB\", got {value!r}")
+    return value
+
+
+def dev_key(entry: dict, where: str) -> str:
+    """"major:minor" of a blockIO device entry."""
+    if not isinstance(entry, dict):
+        raise OciError(where, "must be an object")
+    maj = get_int(entry, "major", where, lo=0, hi=2**32 - 1)
+    mnr = get_int(entry, "minor", where, lo=0, hi=2**32 - 1)
+    if maj is None or mnr is None:
+        raise OciError(where, "major and minor are required")
+    return f"{maj}:{mnr}"
+
+
+class Dirs:
+    """controller -> open CgroupDir, opened on first use and closed together."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self._paths = paths
+        self._open: dict[str, CgroupDir] = {}
+
+    def get(self, controller: str, what: str) -> CgroupDir:
+        """The dir of `controller`, or OciError(what, "... controller is not mounted/available")."""
+        d = self._open.get(controller)
+        if d is not None:
+            return d
+        path = self._paths.get(controller)
+        if path is None:
+            raise OciError(what, f"the {controller} cgroup controller is not available on this host")
+        d = CgroupDir(path)
+        self._open[controller] = d
+        return d
+
+    def has(self, controller: str) -> bool:
+        return controller in self._paths
+
+    def close(self) -> None:
+        for d in self._open.values():
+            d.close()
+        self._open.clear()
+
+    def __enter__(self) -> Dirs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

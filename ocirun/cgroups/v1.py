@@ -1,0 +1,202 @@
+"""cgroup v1 (and hybrid) manager: one directory per mounted hierarchy, as runc's fs driver.
+
+Hybrid hosts (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified) also get the container's
+directory on the cgroup2 mount, which runc joins too (key "unified"); controllers stay on v1 there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ocirun.cgroups import fsutil, paths
+from ocirun.cgroups.base import Manager
+from ocirun.errors import OciError
+
+UNIFIED = "unified"
+# Which hierarchy answers "which pids are in the container" (any joined one would do).
+_PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "name=systemd")
+
+
+class V1Manager(Manager):
+    """Per-controller directories; co-mounted controllers ("cpu,cpuacct") share one directory."""
+
+    def __init__(self, inner: str, dirs: dict[str, str], mounts: dict[str, str], *, hybrid: bool) -> None:
+        self.inner = inner
+        self._dirs = dict(dirs)
+        self._mounts = dict(mounts)
+        self.mode = "hybrid" if hybrid else "v1"
+
+    @classmethod
+    def for_path(cls, inner: str, *, hybrid: bool) -> V1Manager:
+        """Resolve `inner` in every mounted v1 hierarchy (and the unified mount on hybrid hosts)."""
+        v1, v2, v2root = paths.cgroup_mounts()
+        own = paths.own_cgroups()
+        dirs: dict[str, str] = {}
+        mounts: dict[str, str] = {}
+        for ctrl, (mnt, root) in v1.items():
+            dirs[ctrl] = paths.v1_dir(inner, ctrl, mnt, root, own)
+            mounts[ctrl] = mnt
+        if hybrid and v2 is not None:
+            dirs[UNIFIED] = paths.v2_dir(inner, v2, v2root, own)
+            mounts[UNIFIED] = v2
+        if not dirs:
+            raise OciError("cgroups", "no cgroup hierarchy is mounted")
+        return cls(inner, dirs, mounts, hybrid=hybrid)
+
+    @classmethod
+    def from_state(cls, data: dict) -> V1Manager:
+        try:
+            return cls(data["path"], data["paths"], data["mounts"], hybrid=data["mode"] == "hybrid")
+        except (KeyError, TypeError) as e:
+            raise OciError("state.json cgroup", f"missing {e}") from e
+
+    def to_state(self) -> dict:
+        return {"mode": self.mode, "path": self.inner, "paths": dict(self._dirs),
+                "mounts": dict(self._mounts)}
+
+    def paths(self) -> dict[str, str]:
+        return dict(self._dirs)
+
+    def _unique(self) -> list[tuple[str, str]]:
+        """(controller, dir) once per directory (co-mounted controllers share one)."""
+        seen: set[str] = set()
+        out = []
+        for ctrl, d in self._dirs.items():
+            if d not in seen:
+                seen.add(d)
+                out.append((ctrl, d))
+        return out
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """mkdir in every hierarchy; on failure remove what this call created and raise."""
+        created: list[str] = []
+        try:
+            for ctrl, d in self._unique():
+                mnt = self._mounts[ctrl]
+                rel = d[len(mnt):] if d.startswith(mnt.rstrip("/") + "/") else None
+                if rel is None:
+                    raise OciError(d, f"is not below the {ctrl} mount {mnt}")
+                hook = _cpuset_inherit if ctrl == "cpuset" else None
+                try:
+                    created += fsutil.mkdir_p(mnt, fsutil.split_inner(rel), on_new=hook)
+                except OSError as e:
+                    raise OciError(d, f"creating cgroup: {os.strerror(e.errno or 5)}") from e
+        except BaseException:
+            for p in reversed(created):
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
+            raise
+
+    def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
+        from ocirun.cgroups import resources_v1
+
+        resources_v1.apply(self._dirs, resources, device_allow)
+
+    def add_pid(self, pid: int) -> None:
+        for ctrl, d in self._unique():
+            try:
+                with fsutil.CgroupDir(d) as cg:
+                    fsutil.write_at(cg.fd, "cgroup.procs", str(pid))
+            except OSError as e:
+                raise OciError(f"cgroup {ctrl}", f"adding pid {pid} to {d}/cgroup.procs: {e.strerror}") from e
+
+    def pids(self) -> list[int]:
+        for ctrl in _PIDS_FROM:
+            if ctrl in self._dirs:
+                return sorted(set(fsutil.read_procs(self._dirs[ctrl])))
+        return sorted({p for _c, d in self._unique() for p in fsutil.read_procs(d)})
+
+    def destroy(self) -> None:
+        first: OciError | None = None
+        for _ctrl, d in self._unique():
+            try:
+                fsutil.rmdir_tree(d)
+            except OciError as e:
+                first = first or e
+        if first is not None:
+            raise first
+
+    # --- freezer ------------------------------------------------------------------------------
+
+    def _freezer(self) -> fsutil.CgroupDir:
+        d = self._dirs.get("freezer")
+        if d is None:
+            raise OciError("freezer", "the freezer cgroup controller is not mounted")
+        return fsutil.CgroupDir(d)
+
+    def freeze(self) -> None:
+        """Write FROZEN until the kernel reports FROZEN (FREEZING may need retries, as runc does)."""
+        with self._freezer() as fz:
+            for i in range(1000):
+                if i % 50 == 49:  # a short thaw lets tasks stuck in FREEZING finish what blocks them
+                    fz.write("freezer", "freezer.state", "THAWED")
+                    time.sleep(0.01)
+                fz.write("freezer", "freezer.state", "FROZEN")
+                if fz.read("freezer.state").strip() == "FROZEN":
+                    return
+                time.sleep(0.001)
+            fz.write("freezer", "freezer.state", "THAWED")
+        raise OciError("freezer", f"{self._dirs['freezer']} did not reach FROZEN")
+
+    def thaw(self) -> None:
+        with self._freezer() as fz:
+            fz.write("freezer", "freezer.state", "THAWED")
+
+    def is_frozen(self) -> bool:
+        if "freezer" not in self._dirs:
+            return False
+        try:
+            with self._freezer() as fz:
+                return fz.read("freezer.state").strip() == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+    def kill_all(self, sig: int) -> None:
+        """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back."""
+        froze = False
+        was_frozen = self.is_frozen()
+        if "freezer" in self._dirs and not was_frozen:
+            try:
+                self.freeze()
+                froze = True
+            except OciError:
+                pass
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if froze or (was_frozen and sig == 9):  # SIGKILL must be delivered: thaw a paused container
+                self.thaw()
+
+    # --- stats --------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        from ocirun.cgroups import stats_v1
+
+        return stats_v1.collect(self._dirs)
+
+    def oom_kill_count(self) -> int:
+        d = self._dirs.get("memory")
+        if d is None:
+            return 0
+        with fsutil.CgroupDir(d) as cg:
+            for line in cg.read("memory.oom_control").splitlines():
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+        return 0
+
+
+def _cpuset_inherit(parent_fd: int, child_fd: int, _path: str) -> None:
+    """A new v1 cpuset starts with empty cpus/mems, which refuses tasks: copy the parent's (runc does)."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if fsutil.read_at(child_fd, name).strip() == "":
+            fsutil.write_at(child_fd, name, fsutil.read_at(parent_fd, name).strip() or "\n")
