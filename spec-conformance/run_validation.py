@@ -85,6 +85,8 @@ class TapTest:
     directive: str = ""  # "SKIP", "TODO" or ""
     diagnostic: str = ""
     comments: list[str] = field(default_factory=list)  # "# expect: ..., actual: ..." lines after it
+    # RuntimeInsideValidate prints the container's {stdout, stderr} as YAML *before* its test line.
+    pre_diagnostic: str = ""
 
 
 @dataclass
@@ -142,6 +144,7 @@ def parse_tap(text: str) -> TapReport:
     stream_plan: int | None = None
     stream_tests = 0
     last_test: TapTest | None = None
+    pending_pre = ""
     while i < len(lines):
         raw = lines[i]
         line = raw.strip()
@@ -160,6 +163,7 @@ def parse_tap(text: str) -> TapReport:
                 err = _yaml_error(body)
                 if err is not None:
                     rep.orphan_errors.append(err)
+                pending_pre = body
             continue
         if not line:
             continue
@@ -199,6 +203,7 @@ def parse_tap(text: str) -> TapReport:
                 desc = (desc[: d.start()].strip() + " " + d.group(2).strip()).strip()
             number = int(m.group(2)) if m.group(2) else len(rep.tests) + 1
             test = TapTest(ok=m.group(1) == "ok", number=number, description=desc, directive=directive)
+            test.pre_diagnostic, pending_pre = pending_pre, ""
             rep.tests.append(test)
             last_test = test
             stream_tests += 1
@@ -223,6 +228,23 @@ def _close_stream(rep: TapReport, plan: int | None, count: int) -> None:
         rep.plan_errors.append(f"plan 1..{plan} but {count} test lines")
     if rep.streams == 1 or rep.plan is not None:
         rep.plan = (rep.plan or 0) + plan
+
+
+def _inner_failure(block: str) -> str:
+    """First ``not ok`` of runtimetest's TAP, or its last stderr line, from a {stdout, stderr} block."""
+    if not block:
+        return ""
+    try:
+        data = json.loads(block)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    for line in str(data.get("stdout", "")).splitlines():
+        if line.startswith("not ok"):
+            return line.strip()
+    err = [line.strip() for line in str(data.get("stderr", "")).splitlines() if line.strip()]
+    return err[-1] if err else ""
 
 
 def _first_lines(text: str, count: int = 3) -> str:
@@ -256,6 +278,9 @@ def judge(name: str, stdout: str, stderr: str, exit_code: int | None, timed_out:
                 msg += f" [{err}]"
             if t.comments:
                 msg += f" # {t.comments[0]}"
+            inner = _inner_failure(t.pre_diagnostic)
+            if inner:
+                msg += f" (inside: {inner})"
             res.failures.append(msg)
     for err in rep.orphan_errors:
         res.failures.append(f"diagnostic: {err}")
@@ -277,6 +302,10 @@ def judge(name: str, stdout: str, stderr: str, exit_code: int | None, timed_out:
             res.warnings.append(line.strip())
     res.passed = not res.failures
     res.reason = res.failures[0] if res.failures else ""
+    bare = res.reason.startswith("not ok") and not any(k in res.reason for k in (" [", " # ", "(inside:"))
+    if bare and stderr.strip():
+        # e.g. linux_seccomp: "not ok 1 - seccomp action is added correctly"; the why is on stderr.
+        res.reason += f" (stderr: {_first_lines(stderr, 2)})"
     return res
 
 

@@ -6,6 +6,7 @@ plans and multi-stream files are not mistaken for passes.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -122,6 +123,16 @@ def test_not_ok_reports_first_comment() -> None:
 def test_empty_description_with_trailing_space() -> None:
     res = rv.judge("linux_seccomp", "TAP version 13\nok 1 - \nok 2 - seccomp action is added correctly\n1..2\n", "", 0)
     assert res.passed, res.failures
+
+
+def test_inner_runtimetest_failure_is_quoted() -> None:
+    inner = 'TAP version 13\nok 1 - a\nnot ok 297 - shared root propagation exposes "/t/m/e"\n'
+    block = json.dumps({"stderr": "", "stdout": inner}, indent=2).replace("\n", "\n  ")
+    out = f"TAP version 13\n  ---\n  {block}\n  ...\nnot ok 1 - check root propagation: shared\n1..1\n"
+    res = rv.judge("linux_rootfs_propagation", out, "", 0)
+    assert res.reason == (
+        'not ok 1 - check root propagation: shared (inside: not ok 297 - shared root propagation exposes "/t/m/e")'
+    )
 
 
 def test_fatal_exit_reports_stderr() -> None:
