@@ -309,6 +309,16 @@ def judge(name: str, stdout: str, stderr: str, exit_code: int | None, timed_out:
     return res
 
 
+def bundle_mounts() -> set[str]:
+    """Host mount points inside suite bundles (/tmp/ocitestNNN); a runtime must not leak any."""
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return set()
+    points = (line.split(" ")[4] for line in text.splitlines() if line.count(" ") > 4)
+    return {p for p in points if "/ocitest" in p}
+
+
 def run_one(name: str, suite_dir: Path, runtime: str, timeout: float = DEFAULT_TIMEOUT) -> FileResult:
     """Run validation/<name>/<name>.t from the suite root (it needs ./runtimetest and the rootfs tarball)."""
     exe = suite_dir / "validation" / name / f"{name}.t"
@@ -320,6 +330,7 @@ def run_one(name: str, suite_dir: Path, runtime: str, timeout: float = DEFAULT_T
             failures=["not built"],
         )
     env = dict(os.environ, RUNTIME=runtime)
+    mounts_before = bundle_mounts()
     start = time.monotonic()
     proc = subprocess.Popen(
         [str(exe)],
@@ -343,6 +354,11 @@ def run_one(name: str, suite_dir: Path, runtime: str, timeout: float = DEFAULT_T
         out, err = proc.communicate()
     res = judge(name, out, err, None if timed_out else proc.returncode, timed_out)
     res.duration = time.monotonic() - start
+    leaked = sorted(bundle_mounts() - mounts_before)
+    if leaked:
+        # rootfsPropagation "shared" done wrong propagates the container's /proc, /sys, ... back to
+        # the host, and the suite's rm -rf of the bundle then walks into them.
+        res.warnings.append(f"WARNING: {len(leaked)} mount(s) leaked into the host: {', '.join(leaked[:4])}")
     return res
 
 
