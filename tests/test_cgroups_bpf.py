@@ -17,7 +17,10 @@ LDX_W, ALU_AND_K, ALU_RSH_K, ALU_MOV_X, ALU64_MOV_K = 0x61, 0x54, 0x74, 0xBC, 0x
 JNE_K, JEQ_K, EXIT = 0x55, 0x15, 0x95
 
 
-def run(insns: list[tuple[int, int, int, int, int]], dev_type: int, access: int, major: int, minor: int) -> int:
+Insn = tuple[int, int, int, int, int]
+
+
+def run(insns: list[Insn], dev_type: int, access: int, major: int, minor: int) -> int:
     """Execute the subset of eBPF the generator emits on a struct bpf_cgroup_dev_ctx."""
     ctx = {0: dev_type | (access << 16), 4: major, 8: minor}
     reg = [0] * 11
@@ -154,8 +157,8 @@ def test_matches_reference_on_random_rule_lists() -> None:
             for major in (1, 5, 8, 136):
                 for minor in (0, 3, 5):
                     for acc in range(1, 8):
-                        assert run(insns, t, acc, major, minor) == reference(rules, t_name, acc, major, minor), (
-                            spec, t_name, major, minor, acc)
+                        want = reference(rules, t_name, acc, major, minor)
+                        assert run(insns, t, acc, major, minor) == want, (spec, t_name, major, minor, acc)
 
 
 def test_native_rejects_bad_rules() -> None:

@@ -55,7 +55,8 @@ def test_cpu_max() -> None:
 
 def test_device_rules_normalize_and_order() -> None:
     rules = devices.build_rules(
-        [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "wr"}],
+        [{"allow": False, "access": "rwm"},
+         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "wr"}],
         [{"type": "c", "major": 5, "minor": None, "access": "rwm"}],
     )
     assert rules == [

@@ -1,4 +1,4 @@
-"""Pure logic of ocirun.cgroups: path cleaning and resolution, mountinfo parsing, systemd refusal, cheap import."""
+"""Pure logic of ocirun.cgroups: path cleaning/resolution, mountinfo parsing, systemd refusal, cheap import."""
 
 from __future__ import annotations
 
@@ -84,10 +84,12 @@ def test_v1_dir_absolute_and_relative() -> None:
     own = paths.own_cgroups(PROC_CGROUP)
     assert paths.v1_dir("/a/b", "memory", "/sys/fs/cgroup/memory", "/", own) == "/sys/fs/cgroup/memory/a/b"
     # relative: under the caller's own cgroup of that hierarchy
-    assert paths.v1_dir("c1", "memory", "/sys/fs/cgroup/memory", "/", own) == "/sys/fs/cgroup/memory/jobs/42/c1"
-    assert paths.v1_dir("c1", "cpu", "/sys/fs/cgroup/cpu,cpuacct", "/", own) == "/sys/fs/cgroup/cpu,cpuacct/c1"
+    mem = "/sys/fs/cgroup/memory"
+    assert paths.v1_dir("c1", "memory", mem, "/", own) == mem + "/jobs/42/c1"
+    cpu = "/sys/fs/cgroup/cpu,cpuacct"
+    assert paths.v1_dir("c1", "cpu", cpu, "/", own) == cpu + "/c1"
     # inside a cgroupns / bind mount of /jobs the mount root is stripped
-    assert paths.v1_dir("c1", "memory", "/sys/fs/cgroup/memory", "/jobs", own) == "/sys/fs/cgroup/memory/42/c1"
+    assert paths.v1_dir("c1", "memory", mem, "/jobs", own) == mem + "/42/c1"
 
 
 def test_v2_dir_relative_goes_under_parent_of_own_cgroup() -> None:

@@ -127,7 +127,10 @@ class V1Manager(Manager):
         d = self._dirs.get("freezer")
         if d is None:
             raise OciError("freezer", "the freezer cgroup controller is not mounted")
-        return fsutil.CgroupDir(d)
+        try:
+            return fsutil.CgroupDir(d)
+        except OSError as e:
+            raise OciError("freezer", f"{d}: {e.strerror}") from e
 
     def freeze(self) -> None:
         """Write FROZEN until the kernel reports FROZEN (FREEZING may need retries, as runc does)."""
@@ -150,14 +153,15 @@ class V1Manager(Manager):
     def is_frozen(self) -> bool:
         if "freezer" not in self._dirs:
             return False
-        try:
-            with self._freezer() as fz:
-                return fz.read("freezer.state").strip() == "FROZEN"
-        except FileNotFoundError:
+        if not os.path.isdir(self._dirs["freezer"]):
             return False
+        with self._freezer() as fz:
+            return fz.read("freezer.state").strip() == "FROZEN"
 
     def kill_all(self, sig: int) -> None:
         """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back."""
+        if not self.pids():
+            return
         froze = False
         was_frozen = self.is_frozen()
         if "freezer" in self._dirs and not was_frozen:

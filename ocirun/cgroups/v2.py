@@ -122,14 +122,15 @@ class V2Manager(Manager):
             d.write("freezer", "cgroup.freeze", "0")
 
     def is_frozen(self) -> bool:
-        try:
-            with fsutil.CgroupDir(self.dir) as d:
-                return self._events_frozen(d)
-        except FileNotFoundError:
+        if not os.path.isdir(self.dir):
             return False
+        with fsutil.CgroupDir(self.dir) as d:
+            return self._events_frozen(d)
 
     def kill_all(self, sig: int) -> None:
         """SIGKILL via cgroup.kill (atomic, reaches forks in flight); other signals freeze-signal-thaw."""
+        if not self.pids():
+            return
         with fsutil.CgroupDir(self.dir) as d:
             if sig == 9 and d.exists("cgroup.kill"):
                 d.write("cgroup.kill", "cgroup.kill", "1")
