@@ -1,4 +1,4 @@
-"""Pure logic of ocirun.cgroups: path cleaning/resolution, mountinfo parsing, systemd refusal, cheap import."""
+"""Pure logic of ocirun.cgroups: path cleaning/resolution, mountinfo parsing, systemd refusal, import cost."""
 
 from __future__ import annotations
 
