@@ -1,0 +1,323 @@
+/* Everything the child does to the filesystem: every path inside the rootfs is resolved with
+ * openat2(RESOLVE_IN_ROOT) so a hostile rootfs (symlinks to / or to host paths) can never make us
+ * mount or write outside it; mounts then target /proc/self/fd/N of the resolved fd. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef MOUNT_ATTR_SIZE_VER0
+#define MOUNT_ATTR_SIZE_VER0 32
+#endif
+
+static int openat2_in_root(int root, const char *path, int flags, unsigned long long resolve) {
+  struct open_how how = {.flags = (unsigned long long)(flags | O_CLOEXEC),
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve};
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+}
+
+/* Resolve `path` inside the root, creating missing directories (and the last component as a file if
+ * want_file) when `create` is set. Returns an O_PATH fd, or -1 with *err set. */
+static int resolve_flags(int root, const char *path, int create, int want_file, unsigned long long resolve, int *err) {
+  int fd = openat2_in_root(root, path, O_PATH, resolve);
+  if (fd >= 0 || !create || errno != ENOENT) {
+    *err = fd < 0 ? errno : 0;
+    return fd;
+  }
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) {
+    *err = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(buf, path, n + 1);
+  /* Walk the prefixes; create each missing component under its (safely resolved) parent. */
+  char *p = buf;
+  while (*p == '/') p++;
+  for (;;) {
+    char *slash = strchr(p, '/');
+    int last = 0;
+    if (slash) *slash = 0; else last = 1;
+    if (*p) {
+      int cfd = openat2_in_root(root, buf, O_PATH, resolve);
+      if (cfd < 0 && errno == ENOENT) {
+        char *base = strrchr(buf, '/');
+        int pfd;
+        const char *name;
+        if (base) {
+          *base = 0;
+          pfd = openat2_in_root(root, buf, O_PATH | O_DIRECTORY, resolve);
+          *base = '/';
+          name = base + 1;
+        } else {
+          pfd = openat2_in_root(root, ".", O_PATH | O_DIRECTORY, resolve);
+          name = buf;
+        }
+        if (pfd < 0) {
+          *err = errno;
+          return -1;
+        }
+        int r;
+        if (last && want_file) {
+          r = mknodat(pfd, name, S_IFREG | 0644, 0);
+        } else {
+          r = mkdirat(pfd, name, 0755);
+        }
+        int e = errno;
+        close(pfd);
+        if (r < 0 && e != EEXIST) {
+          *err = e;
+          return -1;
+        }
+        cfd = openat2_in_root(root, buf, O_PATH, resolve);
+      }
+      if (cfd < 0) {
+        *err = errno;
+        return -1;
+      }
+      if (last) {
+        *err = 0;
+        return cfd;
+      }
+      close(cfd);
+    } else if (last) {
+      break;
+    }
+    if (!slash) break;
+    *slash = '/';
+    p = slash + 1;
+  }
+  return openat2_in_root(root, path, O_PATH, resolve);
+}
+
+int resolve_in_root(int root_fd, const char *path, int create, int want_file, int *err) {
+  return resolve_flags(root_fd, path, create, want_file, 0, err);
+}
+
+static void fdpath(char *buf, size_t n, int fd) { snprintf(buf, n, "/proc/self/fd/%d", fd); }
+
+/* MS_* flags a bind remount must keep (the kernel refuses to clear locked ones). */
+static unsigned long kept_flags(int fd) {
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (fstatvfs(fd, &sv) < 0) return 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  return f;
+}
+
+void do_propagate_root(struct child_ctx *c, unsigned long flags) {
+  if (mount(NULL, "/", NULL, MS_REC | flags, NULL) < 0) die(c, errno, "set propagation of /");
+}
+
+void do_rootfs(struct child_ctx *c, const char *path) {
+  if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind mount rootfs %s", path);
+  c->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (c->root_fd < 0) die(c, errno, "open rootfs %s", path);
+}
+
+static int reopen(struct child_ctx *c, const char *dst, unsigned long long resolve) {
+  int err;
+  int fd = resolve_flags(c->root_fd, dst, 0, 0, resolve, &err);
+  if (fd < 0) die(c, err, "reopen mount point %s", dst);
+  return fd;
+}
+
+void do_mount(struct child_ctx *c, const struct ocirun_arg *a) {
+  const char *src = a[0].s, *dst = a[1].s, *fstype = a[2].s, *data = a[4].s;
+  unsigned long flags = (unsigned long)a[3].i, prop = (unsigned long)a[5].i;
+  int kind = (int)a[6].i;
+  uint64_t attr_set = (uint64_t)a[7].i, attr_clr = (uint64_t)a[8].i;
+  /* proc and sysfs never land on a symlink: that is how a rootfs would redirect them (CVE-2019-16884 class). */
+  unsigned long long resolve = (!kind && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))) ? RESOLVE_NO_SYMLINKS : 0;
+  int err, fd = resolve_flags(c->root_fd, dst, 1, kind == 2, resolve, &err);
+  char target[64];
+  if (fd < 0) die(c, err, "mount point %s", dst);
+  fdpath(target, sizeof target, fd);
+  if (kind) {
+    if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0) die(c, errno, "bind mount %s on %s", src, dst);
+    close(fd);
+    unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (rest) {
+      fd = reopen(c, dst, 0);
+      fdpath(target, sizeof target, fd);
+      if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | rest | (kept_flags(fd) & ~MS_RDONLY & ~(MS_NOATIME|MS_NODIRATIME|MS_RELATIME)), NULL) < 0 &&
+          mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | rest | kept_flags(fd), NULL) < 0)
+        die(c, errno, "remount %s", dst);
+      close(fd);
+    }
+  } else {
+    if (mount(*src ? src : fstype, target, fstype, flags & ~MS_REMOUNT, *data ? data : NULL) < 0)
+      die(c, errno, "mount %s (%s) on %s", src, fstype, dst);
+    close(fd);
+  }
+  if (prop || attr_set || attr_clr) {
+    fd = reopen(c, dst, 0);
+    fdpath(target, sizeof target, fd);
+    if (prop && mount(NULL, target, NULL, prop, NULL) < 0) die(c, errno, "set propagation of %s", dst);
+    if (attr_set || attr_clr) {
+      struct mount_attr ma = {.attr_set = attr_set, .attr_clr = attr_clr};
+      if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &ma, sizeof ma) < 0)
+        die(c, errno, "set recursive mount attributes of %s", dst);
+    }
+    close(fd);
+  }
+}
+
+static int parent_of(struct child_ctx *c, const char *path, const char **base) {
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) die(c, ENAMETOOLONG, "%s", path);
+  memcpy(buf, path, n + 1);
+  char *s = strrchr(buf, '/');
+  int err, fd;
+  if (s) {
+    *s = 0;
+    *base = path + (s - buf) + 1;
+    fd = resolve_in_root(c->root_fd, buf, 1, 0, &err);
+  } else {
+    *base = path;
+    fd = resolve_in_root(c->root_fd, ".", 0, 0, &err);
+  }
+  if (fd < 0) die(c, err, "parent directory of %s", path);
+  return fd;
+}
+
+void do_mknod(struct child_ctx *c, const struct ocirun_arg *a) {
+  const char *path = a[0].s, *base;
+  mode_t mode = (mode_t)a[1].i;
+  dev_t dev = makedev((unsigned)a[2].i, (unsigned)a[3].i);
+  int pfd = parent_of(c, path, &base);
+  /* mknodat needs a real directory fd: reopen the O_PATH one. */
+  char p[64];
+  fdpath(p, sizeof p, pfd);
+  int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  close(pfd);
+  if (dfd < 0) die(c, errno, "open parent of %s", path);
+  if (mknodat(dfd, base, mode, dev) < 0) {
+    if (errno != EEXIST || unlinkat(dfd, base, 0) < 0 || mknodat(dfd, base, mode, dev) < 0)
+      die(c, errno, "mknod %s", path);
+  }
+  if (fchmodat(dfd, base, mode & 07777, 0) < 0) die(c, errno, "chmod %s", path);
+  if (fchownat(dfd, base, (uid_t)a[4].i, (gid_t)a[5].i, AT_SYMLINK_NOFOLLOW) < 0) die(c, errno, "chown %s", path);
+  close(dfd);
+}
+
+void do_bind_dev(struct child_ctx *c, const char *host, const char *path) {
+  int err, fd = resolve_in_root(c->root_fd, path, 1, 1, &err);
+  char target[64];
+  if (fd < 0) die(c, err, "device %s", path);
+  fdpath(target, sizeof target, fd);
+  if (mount(host, target, NULL, MS_BIND, NULL) < 0) die(c, errno, "bind mount device %s", host);
+  close(fd);
+}
+
+void do_symlink(struct child_ctx *c, const char *target, const char *path) {
+  const char *base;
+  int pfd = parent_of(c, path, &base);
+  char p[64];
+  fdpath(p, sizeof p, pfd);
+  int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  close(pfd);
+  if (dfd < 0) die(c, errno, "open parent of %s", path);
+  if (symlinkat(target, dfd, base) < 0 && errno != EEXIST) die(c, errno, "symlink %s", path);
+  close(dfd);
+}
+
+void do_mask(struct child_ctx *c, const char *path) {
+  int err, fd = resolve_in_root(c->root_fd, path, 0, 0, &err);
+  struct stat st;
+  char target[64];
+  if (fd < 0) {
+    if (err == ENOENT) return;
+    die(c, err, "masked path %s", path);
+  }
+  if (fstat(fd, &st) < 0) die(c, errno, "stat masked path %s", path);
+  fdpath(target, sizeof target, fd);
+  if (S_ISDIR(st.st_mode)) {
+    if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0) die(c, errno, "mask %s", path);
+  } else if (mount("/dev/null", target, NULL, MS_BIND, NULL) < 0) {
+    die(c, errno, "mask %s", path);
+  }
+  close(fd);
+}
+
+void do_readonly(struct child_ctx *c, const char *path) {
+  int err, fd = resolve_in_root(c->root_fd, path, 0, 0, &err);
+  char target[64];
+  if (fd < 0) {
+    if (err == ENOENT) return;
+    die(c, err, "readonly path %s", path);
+  }
+  fdpath(target, sizeof target, fd);
+  if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind %s", path);
+  close(fd);
+  fd = reopen(c, path, 0);
+  fdpath(target, sizeof target, fd);
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(fd), NULL) < 0)
+    die(c, errno, "make %s read-only", path);
+  close(fd);
+}
+
+void do_pivot(struct child_ctx *c, int no_pivot) {
+  if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
+  if (no_pivot) {
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die(c, errno, "move rootfs to /");
+    if (chroot(".") < 0) die(c, errno, "chroot");
+  } else {
+    int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (oldroot < 0) die(c, errno, "open /");
+    if (syscall(SYS_pivot_root, ".", ".") < 0) die(c, errno, "pivot_root");
+    if (fchdir(oldroot) < 0) die(c, errno, "chdir to old root");
+    /* Stop our unmount from propagating back to the host. */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) die(c, errno, "make old root rslave");
+    if (umount2(".", MNT_DETACH) < 0) die(c, errno, "unmount old root");
+    close(oldroot);
+  }
+  if (chdir("/") < 0) die(c, errno, "chdir /");
+  close(c->root_fd);
+  c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (c->root_fd < 0) die(c, errno, "open new root");
+}
+
+void do_propagate_newroot(struct child_ctx *c, unsigned long flags) {
+  if (mount(NULL, "/", NULL, flags, NULL) < 0) die(c, errno, "set rootfs propagation");
+}
+
+void do_root_readonly(struct child_ctx *c) {
+  int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  unsigned long kept = fd >= 0 ? kept_flags(fd) : 0;
+  if (fd >= 0) close(fd);
+  if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept, NULL) < 0) die(c, errno, "make rootfs read-only");
+}
+
+void do_sysctl(struct child_ctx *c, const char *key, const char *value) {
+  char path[512];
+  int n = snprintf(path, sizeof path, "proc/sys/%s", key);
+  if (n < 0 || n >= (int)sizeof path) die(c, ENAMETOOLONG, "sysctl %s", key);
+  for (char *p = path + 9; *p; p++)
+    if (*p == '.') *p = '/';
+  struct open_how how = {.flags = O_WRONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
+  int fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof how);
+  if (fd < 0) die(c, errno, "sysctl %s", key);
+  if (write(fd, value, strlen(value)) < 0) die(c, errno, "sysctl %s=%s", key, value);
+  close(fd);
+}

@@ -1,0 +1,45 @@
+/* Shared by the C helper's files; never seen by Python. */
+#ifndef OCIRUN_INTERNAL_H
+#define OCIRUN_INTERNAL_H
+#include "plan.h"
+
+struct child_ctx {
+  int sync_fd;       /* to the Python parent; -1 once the parent is gone (after create) */
+  int root_fd;       /* the rootfs (after OP_ROOTFS), later "/" */
+  int start_conn;    /* the `start` caller's connection, while it waits for exec */
+  const char *state_json; /* sent by the parent with the hooks go; fed to hooks on stdin */
+  uint32_t state_len;
+  char exec_path[4096];   /* resolved by OP_FIND_EXEC */
+  const char *label;      /* current step's label, for errors */
+};
+
+/* Report an error (errno-style) to whoever waits for us and exit. Never returns. */
+__attribute__((noreturn, format(printf, 3, 4))) void die(struct child_ctx *c, int err, const char *fmt, ...);
+
+int send_msg(int fd, uint32_t type, int32_t value, const void *data, uint32_t len);
+
+/* fs.c */
+int resolve_in_root(int root_fd, const char *path, int create, int want_file, int *err);
+void do_propagate_root(struct child_ctx *c, unsigned long flags);
+void do_rootfs(struct child_ctx *c, const char *path);
+void do_mount(struct child_ctx *c, const struct ocirun_arg *a);
+void do_mknod(struct child_ctx *c, const struct ocirun_arg *a);
+void do_bind_dev(struct child_ctx *c, const char *host, const char *path);
+void do_symlink(struct child_ctx *c, const char *target, const char *path);
+void do_mask(struct child_ctx *c, const char *path);
+void do_readonly(struct child_ctx *c, const char *path);
+void do_pivot(struct child_ctx *c, int no_pivot);
+void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
+void do_root_readonly(struct child_ctx *c);
+void do_sysctl(struct child_ctx *c, const char *key, const char *value);
+
+/* proc.c */
+void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t nargs);
+void do_console(struct child_ctx *c, int sock, int rows, int cols);
+void do_caps_bounding(struct child_ctx *c, uint64_t keep);
+void do_caps(struct child_ctx *c, uint64_t eff, uint64_t perm, uint64_t inh, uint64_t amb);
+void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int flags, int notify);
+void do_find_exec(struct child_ctx *c, const char *argv0, const char *path);
+void do_wait_start(struct child_ctx *c, int lfd);
+__attribute__((noreturn)) void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t nargs);
+#endif

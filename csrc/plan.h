@@ -1,0 +1,82 @@
+/* The plan: a flat list of steps compiled by ocirun/plan.py and carried out by the container's init.
+ * Wire format (little endian, host order):
+ *   "OCIP" u32 nsteps, then per step: u32 op, u32 nargs, char label[] (u32 len + bytes + NUL),
+ *   then nargs args, each: u8 kind (0 = int64, 1 = bytes) then i64, or u32 len + bytes + NUL.
+ * Strings point into the buffer: the child never copies or allocates to read it. */
+#ifndef OCIRUN_PLAN_H
+#define OCIRUN_PLAN_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Keep in sync with OPS in ocirun/plan.py (checked by tests/test_plan.py). */
+enum ocirun_op {
+  OP_SETNS = 1,        /* path, nstype */
+  OP_UNSHARE,          /* flags (CLONE_NEWPID here forks: the grandchild carries on) */
+  OP_SYNC,             /* tag: tell the parent, wait for its go (payload stored as the state JSON) */
+  OP_SETRESID0,        /* become root of a new user namespace */
+  OP_SETSID,
+  OP_HOSTNAME,         /* name */
+  OP_DOMAINNAME,       /* name */
+  OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", MS_REC|flags) */
+  OP_ROOTFS,           /* path: bind it on itself and open it as the root of every later path */
+  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr */
+  OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
+  OP_BIND_DEV,         /* host path, path */
+  OP_SYMLINK,          /* target, path */
+  OP_MASK,             /* path */
+  OP_READONLY,         /* path */
+  OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
+  OP_PIVOT,            /* no_pivot */
+  OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
+  OP_ROOT_READONLY,
+  OP_SYSCTL,           /* key (with dots), value */
+  OP_RLIMIT,           /* resource, soft, hard */
+  OP_OOM_SCORE_ADJ,    /* value */
+  OP_NEW_KEYRING,
+  OP_CONSOLE,          /* console socket fd, rows, cols */
+  OP_CAPS_BOUNDING,    /* mask */
+  OP_KEEPCAPS,         /* 0/1 */
+  OP_SETGROUPS,        /* n, gids... */
+  OP_SETGID,           /* gid */
+  OP_SETUID,           /* uid */
+  OP_CAPS,             /* effective, permitted, inheritable, ambient */
+  OP_UMASK,            /* mask */
+  OP_NO_NEW_PRIVS,
+  OP_SECCOMP,          /* bpf bytes, flags, notify(0/1) */
+  OP_CHDIR,            /* path */
+  OP_FIND_EXEC,        /* argv0, PATH value: resolve now so a missing command fails create */
+  OP_CLOSE_FDS,        /* first fd kept closed-on-exec from here */
+  OP_WAIT_START,       /* listening socket fd: accept, read the go byte, keep the connection until exec */
+  OP_EXEC,             /* argc, argv..., envc, env... */
+  OP_PERSONALITY,      /* domain */
+  OP_CGROUP_NS_UNSHARE,/* unshare(CLONE_NEWCGROUP) once the parent placed us */
+  OP_MAX
+};
+
+enum { ARG_INT = 0, ARG_STR = 1 };
+
+struct ocirun_arg {
+  int kind;
+  int64_t i;
+  const char *s;
+  uint32_t len;
+};
+
+#define OCIRUN_MAX_ARGS 8192
+
+struct ocirun_step {
+  uint32_t op;
+  uint32_t nargs;
+  const char *label;
+  const unsigned char *argp; /* where this step's args start in the buffer */
+};
+
+/* Sync protocol messages between the Python parent and the child. */
+enum { MSG_SYNC = 1, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_GO = 100, MSG_ABORT };
+struct ocirun_msg {
+  uint32_t type;
+  int32_t value;
+  uint32_t len;
+};
+
+#endif

@@ -1,0 +1,359 @@
+/* clone the child and run the plan in it. The child runs only this C code, never Python. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <linux/keyctl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ocirun.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+int send_msg(int fd, uint32_t type, int32_t value, const void *data, uint32_t len) {
+  struct ocirun_msg m = {type, value, len};
+  struct iovec iov[2] = {{&m, sizeof m}, {(void *)data, len}};
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = data && len ? 2 : 1};
+  ssize_t n;
+  do n = sendmsg(fd, &mh, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
+}
+
+void die(struct child_ctx *c, int err, const char *fmt, ...) {
+  char msg[1024];
+  int n = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  if (c->label && *c->label) n = snprintf(msg, sizeof msg, "%s: ", c->label);
+  if (n < 0 || n >= (int)sizeof msg) n = 0;
+  int m = vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+  va_end(ap);
+  if (m > 0) n += m;
+  if (n >= (int)sizeof msg) n = sizeof msg - 1;
+  if (err) {
+    int k = snprintf(msg + n, sizeof msg - n, ": %s", strerror(err));
+    if (k > 0) n += k;
+    if (n >= (int)sizeof msg) n = sizeof msg - 1;
+  }
+  if (c->sync_fd >= 0) send_msg(c->sync_fd, MSG_ERROR, err, msg, n);
+  if (c->start_conn >= 0) {
+    ssize_t w = write(c->start_conn, msg, n);
+    (void)w;
+  }
+  _exit(err == ENOENT ? 127 : err == EACCES ? 126 : 1);
+}
+
+/* ---- plan parsing ---- */
+
+static int read_u32(const unsigned char **p, const unsigned char *end, uint32_t *v) {
+  if (end - *p < 4) return -1;
+  memcpy(v, *p, 4);
+  *p += 4;
+  return 0;
+}
+
+static int read_str(const unsigned char **p, const unsigned char *end, const char **s, uint32_t *len) {
+  if (read_u32(p, end, len) < 0 || (size_t)(end - *p) < (size_t)*len + 1 || (*p)[*len] != 0) return -1;
+  *s = (const char *)*p;
+  *p += *len + 1;
+  return 0;
+}
+
+static int read_arg(const unsigned char **p, const unsigned char *end, struct ocirun_arg *a) {
+  if (end - *p < 1) return -1;
+  a->kind = **p;
+  (*p)++;
+  if (a->kind == ARG_INT) {
+    if (end - *p < 8) return -1;
+    memcpy(&a->i, *p, 8);
+    *p += 8;
+    return 0;
+  }
+  if (a->kind == ARG_STR) return read_str(p, end, &a->s, &a->len);
+  return -1;
+}
+
+/* Walk the plan; with `run` set, carry out each step. Returns -1 on a malformed step (index in *bad). */
+static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad);
+
+int ocirun_check_plan(const char *plan, size_t len, int *bad_step) { return walk(plan, len, NULL, bad_step); }
+
+static struct ocirun_arg args_buf[OCIRUN_MAX_ARGS];
+
+static void sync_parent(struct child_ctx *c, int tag) {
+  struct ocirun_msg m;
+  if (send_msg(c->sync_fd, MSG_SYNC, tag, NULL, 0) < 0) die(c, errno, "sync with the runtime");
+  ssize_t n;
+  do n = recv(c->sync_fd, &m, sizeof m, MSG_WAITALL); while (n < 0 && errno == EINTR);
+  if (n != sizeof m) die(c, n < 0 ? errno : EPIPE, "sync with the runtime");
+  if (m.type != MSG_GO) _exit(1); /* the parent gave up: it reports the reason itself */
+  if (m.len) {
+    /* the state JSON for hooks: a small mapping that stays for the life of the init */
+    char *buf = mmap(NULL, m.len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) die(c, errno, "sync with the runtime");
+    do n = recv(c->sync_fd, buf, m.len, MSG_WAITALL); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)m.len) die(c, n < 0 ? errno : EPIPE, "sync with the runtime");
+    buf[m.len] = 0;
+    c->state_json = buf;
+    c->state_len = m.len;
+  }
+}
+
+/* unshare(); a new pid namespace only applies to children, so fork and let the grandchild carry on. */
+static void do_unshare(struct child_ctx *c, unsigned long flags) {
+  if (unshare(flags & ~CLONE_NEWPID) < 0) die(c, errno, "unshare(0x%lx)", flags);
+  if (!(flags & CLONE_NEWPID)) return;
+  if (unshare(CLONE_NEWPID) < 0) die(c, errno, "unshare(CLONE_NEWPID)");
+  /* CLONE_PARENT: the runtime stays the parent, so `run` can wait for it and pdeathsig still means "the runtime". */
+  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+  if (pid < 0) die(c, errno, "fork into the new pid namespace");
+  if (pid > 0) {
+    send_msg(c->sync_fd, MSG_PID, pid, NULL, 0);
+    _exit(0);
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+static void do_setns(struct child_ctx *c, const char *path, int nstype) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(c, errno, "open namespace %s", path);
+  if (setns(fd, nstype) < 0) die(c, errno, "setns %s", path);
+  close(fd);
+}
+
+static void write_proc_self(struct child_ctx *c, const char *file, const char *value) {
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die(c, errno, "open %s", file);
+  ssize_t n = write(fd, value, strlen(value));
+  if (n < 0) die(c, errno, "write %s", file);
+  close(fd);
+}
+
+static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uint32_t n) {
+  switch (op) {
+  case OP_SETNS:
+    if (a[0].kind == ARG_INT) { /* an fd the runtime opened (exec: before any setns hides the paths) */
+      if (setns((int)a[0].i, (int)a[1].i) < 0) die(c, errno, "setns");
+      close((int)a[0].i);
+    } else {
+      do_setns(c, a[0].s, (int)a[1].i);
+    }
+    break;
+  case OP_UNSHARE: do_unshare(c, (unsigned long)a[0].i); break;
+  case OP_CGROUP_NS_UNSHARE:
+    if (unshare(CLONE_NEWCGROUP) < 0) die(c, errno, "unshare(CLONE_NEWCGROUP)");
+    break;
+  case OP_SYNC: sync_parent(c, (int)a[0].i); break;
+  case OP_SETRESID0:
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) die(c, errno, "become root in the user namespace");
+    break;
+  case OP_SETSID:
+    if (setsid() < 0 && errno != EPERM) die(c, errno, "setsid");
+    break;
+  case OP_HOSTNAME:
+    if (sethostname(a[0].s, a[0].len) < 0) die(c, errno, "sethostname");
+    break;
+  case OP_DOMAINNAME:
+    if (setdomainname(a[0].s, a[0].len) < 0) die(c, errno, "setdomainname");
+    break;
+  case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
+  case OP_ROOTFS: do_rootfs(c, a[0].s); break;
+  case OP_MOUNT: do_mount(c, a); break;
+  case OP_MKNOD: do_mknod(c, a); break;
+  case OP_BIND_DEV: do_bind_dev(c, a[0].s, a[1].s); break;
+  case OP_SYMLINK: do_symlink(c, a[0].s, a[1].s); break;
+  case OP_MASK: do_mask(c, a[0].s); break;
+  case OP_READONLY: do_readonly(c, a[0].s); break;
+  case OP_HOOK: do_hook(c, a, n); break;
+  case OP_PIVOT: do_pivot(c, (int)a[0].i); break;
+  case OP_PROPAGATE_NEWROOT: do_propagate_newroot(c, (unsigned long)a[0].i); break;
+  case OP_ROOT_READONLY: do_root_readonly(c); break;
+  case OP_SYSCTL: do_sysctl(c, a[0].s, a[1].s); break;
+  case OP_RLIMIT: {
+    struct rlimit rl = {(rlim_t)a[1].i, (rlim_t)a[2].i};
+    if (setrlimit((int)a[0].i, &rl) < 0) die(c, errno, "setrlimit(%d, %lld, %lld)", (int)a[0].i, (long long)a[1].i, (long long)a[2].i);
+    break;
+  }
+  case OP_OOM_SCORE_ADJ: {
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)a[0].i);
+    write_proc_self(c, "/proc/self/oom_score_adj", v);
+    break;
+  }
+  case OP_NEW_KEYRING:
+    /* A fresh session keyring so the container can't read the host's; EPERM/ENOSYS are not fatal (runc). */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS && errno != EPERM && errno != EACCES)
+      die(c, errno, "join a new session keyring");
+    break;
+  case OP_CONSOLE: do_console(c, (int)a[0].i, (int)a[1].i, (int)a[2].i); break;
+  case OP_CAPS_BOUNDING: do_caps_bounding(c, (uint64_t)a[0].i); break;
+  case OP_KEEPCAPS:
+    if (prctl(PR_SET_KEEPCAPS, (unsigned long)a[0].i, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_KEEPCAPS)");
+    break;
+  case OP_SETGROUPS: {
+    gid_t gids[OCIRUN_MAX_ARGS];
+    uint32_t k = (uint32_t)a[0].i;
+    for (uint32_t i = 0; i < k && i + 1 < n; i++) gids[i] = (gid_t)a[i + 1].i;
+    if (setgroups(k, gids) < 0) die(c, errno, "setgroups");
+    break;
+  }
+  case OP_SETGID:
+    if (setresgid((gid_t)a[0].i, (gid_t)a[0].i, (gid_t)a[0].i) < 0) die(c, errno, "setgid(%lld)", (long long)a[0].i);
+    break;
+  case OP_SETUID:
+    if (setresuid((uid_t)a[0].i, (uid_t)a[0].i, (uid_t)a[0].i) < 0) die(c, errno, "setuid(%lld)", (long long)a[0].i);
+    break;
+  case OP_CAPS: do_caps(c, (uint64_t)a[0].i, (uint64_t)a[1].i, (uint64_t)a[2].i, (uint64_t)a[3].i); break;
+  case OP_UMASK: umask((mode_t)a[0].i); break;
+  case OP_NO_NEW_PRIVS:
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+    break;
+  case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
+  case OP_CHDIR:
+    if (chdir(a[0].s) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
+    break;
+  case OP_FIND_EXEC: do_find_exec(c, a[0].s, a[1].s); break;
+  case OP_CLOSE_FDS:
+    /* Everything above stdio and the preserved fds is closed at execve: no host fd leaks in. */
+    if (syscall(SYS_close_range, (unsigned int)a[0].i, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
+      for (int fd = (int)a[0].i; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    break;
+  case OP_WAIT_START: do_wait_start(c, (int)a[0].i); break;
+  case OP_EXEC: do_exec(c, a, n);
+  case OP_PERSONALITY:
+    if (personality((unsigned long)a[0].i) < 0) die(c, errno, "personality");
+    break;
+  default: die(c, EINVAL, "unknown plan step %u", op);
+  }
+}
+
+static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
+  const unsigned char *p = (const unsigned char *)plan, *end = p + len;
+  uint32_t nsteps;
+  *bad = -1;
+  if (len < 8 || memcmp(p, "OCIP", 4) != 0) return -1;
+  p += 4;
+  if (read_u32(&p, end, &nsteps) < 0) return -1;
+  for (uint32_t i = 0; i < nsteps; i++) {
+    uint32_t op, nargs, llen;
+    const char *label;
+    *bad = (int)i;
+    if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0)
+      return -1;
+    if (op == 0 || op >= OP_MAX || nargs > OCIRUN_MAX_ARGS) return -1;
+    for (uint32_t k = 0; k < nargs; k++)
+      if (read_arg(&p, end, &args_buf[k]) < 0) return -1;
+    if (c) {
+      c->label = label;
+      run_step(c, op, args_buf, nargs);
+    }
+  }
+  *bad = -1;
+  return p == end ? 0 : -1;
+}
+
+static void child_main(const char *plan, size_t len, int sync_fd) {
+  struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1};
+  int bad;
+  /* The runtime may die while we are half set up: never survive it as a stray process. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (walk(plan, len, &c, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
+  die(&c, EINVAL, "plan ended without exec");
+}
+
+int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int pidns_fd,
+                 int *sync_fd) {
+  int sv[2], bad, saved_pidns = -1;
+  pid_t pid;
+  if (ocirun_check_plan(plan, len, &bad) < 0) return -EINVAL;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  if (pidns_fd >= 0) {
+    saved_pidns = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+    if (saved_pidns < 0 || setns(pidns_fd, CLONE_NEWPID) < 0) {
+      int e = errno;
+      if (saved_pidns >= 0) close(saved_pidns);
+      close(sv[0]);
+      close(sv[1]);
+      return -e;
+    }
+  }
+  if (cgroup_fd >= 0) {
+    struct clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = clone_flags | CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = (uint64_t)cgroup_fd;
+    pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+  } else {
+    pid = (pid_t)syscall(SYS_clone, clone_flags | SIGCHLD, 0, 0, 0, 0);
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    child_main(plan, len, sv[1]);
+    _exit(1);
+  }
+  int e = errno;
+  if (saved_pidns >= 0) {
+    setns(saved_pidns, CLONE_NEWPID);
+    close(saved_pidns);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return -e;
+  }
+  *sync_fd = sv[0];
+  return pid;
+}
+
+int ocirun_send_fd(int sock, int fd, const char *data, size_t len) {
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  char dummy = 0;
+  struct iovec iov = {data && len ? (void *)data : &dummy, data && len ? len : 1};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  memset(cbuf, 0, sizeof cbuf);
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(sock, &mh, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : 0;
+}
+
+int ocirun_recv_fd(int sock, char *buf, size_t buflen) {
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  char dummy;
+  struct iovec iov = {buf && buflen ? buf : &dummy, buf && buflen ? buflen : 1};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t n;
+  do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+      return fd;
+    }
+  return -EBADMSG;
+}

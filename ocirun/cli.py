@@ -1,0 +1,233 @@
+"""runc-compatible command line: a small table-driven parser (argparse costs ~10 ms per call) and dispatch.
+
+Flags may be written --flag value, --flag=value or Go style -flag; global flags come before the command.
+Every user-caused failure is one `ocirun: <what>: <why>` line on stderr (and one JSON line in --log).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ocirun.errors import OciError
+
+# Global flags: name -> (key, takes a value)
+GLOBAL = {
+    "root": ("root", True), "log": ("log", True), "log-format": ("log_format", True), "debug": ("debug", False),
+    "systemd-cgroup": ("systemd_cgroup", False), "rootless": ("rootless", True),
+    "cgroup-manager": ("cgroup_manager", True), "criu": ("criu", True), "trace": ("trace", False),
+    "help": ("help", False), "h": ("help", False), "version": ("version", False), "v": ("version", False),
+}
+_COMMON_CREATE = {
+    "bundle": ("bundle", True), "b": ("bundle", True), "pid-file": ("pid_file", True),
+    "console-socket": ("console_socket", True), "no-pivot": ("no_pivot", False),
+    "no-new-keyring": ("no_new_keyring", False), "preserve-fds": ("preserve_fds", True),
+    "pidfd-socket": ("pidfd_socket", True),
+}
+# command -> (flags, min positionals, max positionals (-1: rest are args), usage)
+COMMANDS: dict[str, tuple[dict, int, int, str]] = {
+    "create": ({**_COMMON_CREATE, "dry-run": ("dry_run", False)}, 1, 1, "create [options] <id>"),
+    "run": ({**_COMMON_CREATE, "detach": ("detach", False), "d": ("detach", False), "keep": ("keep", False),
+             "no-subreaper": ("no_subreaper", False)}, 1, 1, "run [options] <id>"),
+    "start": ({}, 1, 1, "start <id>"),
+    "state": ({}, 1, 1, "state <id>"),
+    "kill": ({"all": ("all", False), "a": ("all", False)}, 1, 2, "kill [--all] <id> [signal]"),
+    "delete": ({"force": ("force", False), "f": ("force", False)}, 1, 1, "delete [--force] <id>"),
+    "list": ({"format": ("format", True), "f": ("format", True), "quiet": ("quiet", False),
+              "q": ("quiet", False)}, 0, 0, "list [--format table|json] [--quiet]"),
+    "ps": ({"format": ("format", True), "f": ("format", True)}, 1, -1, "ps [--format table|json] <id> [ps args]"),
+    "pause": ({}, 1, 1, "pause <id>"),
+    "resume": ({}, 1, 1, "resume <id>"),
+    "events": ({"stats": ("stats", False), "interval": ("interval", True)}, 1, 1,
+               "events [--stats] [--interval 5s] <id>"),
+    "update": ({"resources": ("resources", True), "r": ("resources", True), "memory": ("memory", True),
+                "memory-swap": ("memory_swap", True), "memory-reservation": ("memory_reservation", True),
+                "kernel-memory": ("kernel_memory", True), "kernel-memory-tcp": ("kernel_memory_tcp", True),
+                "cpu-quota": ("cpu_quota", True), "cpu-period": ("cpu_period", True),
+                "cpu-shares": ("cpu_shares", True), "cpu-rt-period": ("cpu_rt_period", True),
+                "cpu-rt-runtime": ("cpu_rt_runtime", True), "cpuset-cpus": ("cpuset_cpus", True),
+                "cpuset-mems": ("cpuset_mems", True), "pids-limit": ("pids_limit", True),
+                "blkio-weight": ("blkio_weight", True), "l3-cache-schema": ("l3_cache_schema", True),
+                "mem-bw-schema": ("mem_bw_schema", True), "cpu-idle": ("cpu_idle", True),
+                "cpu-burst": ("cpu_burst", True)}, 1, 1, "update [options] <id>"),
+    "exec": ({"process": ("process", True), "p": ("process", True), "detach": ("detach", False),
+              "d": ("detach", False), "pid-file": ("pid_file", True), "tty": ("tty", False), "t": ("tty", False),
+              "console-socket": ("console_socket", True), "cwd": ("cwd", True), "env": ("env", "*"),
+              "e": ("env", "*"), "user": ("user", True), "u": ("user", True),
+              "additional-gids": ("additional_gids", "*"), "g": ("additional_gids", "*"),
+              "cap": ("cap", "*"), "c": ("cap", "*"), "no-new-privs": ("no_new_privs", False),
+              "preserve-fds": ("preserve_fds", True), "process-label": ("process_label", True),
+              "apparmor": ("apparmor", True), "ignore-paused": ("ignore_paused", False),
+              "cgroup": ("cgroup", True), "pidfd-socket": ("pidfd_socket", True)}, 1, -1,
+             "exec [options] <id> [command args...]"),
+    "spec": ({"bundle": ("bundle", True), "b": ("bundle", True), "rootless": ("rootless", False)}, 0, 0,
+             "spec [--bundle dir] [--rootless]"),
+    "features": ({}, 0, 0, "features"),
+    "validate": ({"bundle": ("bundle", True), "b": ("bundle", True)}, 0, 0, "validate [--bundle dir]"),
+}
+TRUE_VALUES = ("true", "1", "t", "yes")
+
+
+class Args:
+    """Parsed flags as attributes (None / False when not given) plus positionals."""
+
+    def __init__(self) -> None:
+        self.pos: list[str] = []
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
+def _parse_flags(argv: list[str], table: dict, out: Args, stop_at_positional: bool, max_pos: int) -> list[str]:
+    """Consume flags from argv into `out`; returns positionals (and, for exec/ps, the trailing args)."""
+    pos: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            pos.extend(argv[i + 1 :])
+            break
+        if a.startswith("-") and len(a) > 1 and not (max_pos == -1 and pos):
+            name, eq, val = a.lstrip("-").partition("=")
+            if name not in table:
+                if stop_at_positional:
+                    break
+                raise OciError(f"flag {a}", "flag provided but not defined")
+            key, takes = table[name]
+            if takes:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise OciError(f"flag {a}", "needs an argument")
+                    val = argv[i]
+                if takes == "*":
+                    getattr(out, key) or setattr(out, key, [])
+                    out.__dict__[key].append(val)
+                else:
+                    setattr(out, key, val)
+            else:
+                setattr(out, key, val.lower() in TRUE_VALUES if eq else True)
+        else:
+            if stop_at_positional:
+                break
+            pos.append(a)
+        i += 1
+    else:
+        i = len(argv)
+    if stop_at_positional:
+        out.pos = argv[i:]
+    return pos
+
+
+def parse(argv: list[str]) -> tuple[Args, str, Args]:
+    g = Args()
+    _parse_flags(argv, GLOBAL, g, True, 0)
+    rest = g.pos
+    if not rest:
+        return g, "", Args()
+    cmd = rest[0]
+    if cmd not in COMMANDS:
+        raise OciError(f'command "{cmd}"', "no such command")
+    table, lo, hi, usage = COMMANDS[cmd]
+    a = Args()
+    if "help" in rest[1:2] or "--help" in rest[1:] or "-h" in rest[1:2]:
+        a.help = usage
+        return g, cmd, a
+    a.pos = _parse_flags(rest[1:], table, a, False, hi)
+    if len(a.pos) < lo or (hi >= 0 and len(a.pos) > hi):
+        raise OciError(cmd, f"wrong number of arguments; usage: ocirun {usage}")
+    return g, cmd, a
+
+
+class Output:
+    """Where warnings and errors go: stderr, and the --log file in text or JSON."""
+
+    def __init__(self, g: Args) -> None:
+        self.log = g.log or ""
+        if self.log.startswith("file:"):
+            self.log = self.log[5:]
+        self.json = (g.log_format or "text") == "json"
+        self.debug_on = bool(g.debug)
+
+    def _write_log(self, level: str, msg: str) -> None:
+        if not self.log:
+            return
+        from ocirun import jsonio, state
+
+        t = state.now_rfc3339()
+        if self.json:
+            line = jsonio.dumps({"level": level, "msg": msg, "time": t})
+        else:
+            line = f'time="{t}" level={level} msg={jsonio.dumps(msg)}'
+        try:
+            fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def error(self, msg: str) -> None:
+        self._write_log("error", msg)
+        try:
+            os.write(2, f"ocirun: {msg}\n".encode())
+        except OSError:
+            pass
+
+    def warn(self, msg: str) -> None:
+        self._write_log("warning", msg)
+        try:
+            os.write(2, f"ocirun: warning: {msg}\n".encode())
+        except OSError:
+            pass
+
+
+def _version() -> str:
+    from ocirun import SPEC_VERSION, __version__
+
+    return f"ocirun version {__version__}\ncommit: none\nspec: {SPEC_VERSION}\n"
+
+
+def _usage() -> str:
+    cmds = "\n".join(f"   {u}" for _, _, _, u in COMMANDS.values())
+    return (
+        "ocirun: an OCI container runtime\n\nusage: ocirun [global options] command [options] [arguments]\n\n"
+        f"commands:\n{cmds}\n\nglobal options:\n"
+        "   --root DIR (default /run/ocirun)  --log FILE  --log-format text|json\n"
+        "   --debug  --systemd-cgroup  --trace  --version\n"
+    )
+
+
+def run(argv: list[str]) -> int:
+    out = Output(Args())
+    try:
+        g, cmd, a = parse(argv)
+        out = Output(g)
+        if g.version:
+            sys.stdout.write(_version())
+            return 0
+        if not cmd or g.help:
+            sys.stdout.write(_usage())
+            return 0 if g.help else 1
+        if a.help:
+            sys.stdout.write(f"usage: ocirun {a.help}\n")
+            return 0
+        if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+            raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")
+        from ocirun import commands
+
+        return getattr(commands, "cmd_" + cmd)(g, a, out)
+    except OciError as e:
+        out.error(str(e))
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

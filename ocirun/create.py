@@ -1,0 +1,238 @@
+"""`create`: config → plan → a container init waiting for `start`, with nothing left behind on failure."""
+
+from __future__ import annotations
+
+import os
+
+from ocirun import config as config_mod
+from ocirun import executor, plan, state
+from ocirun.errors import OciError
+
+
+class CreateOpts:
+    __slots__ = ("root", "cid", "bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+                 "preserve_fds", "systemd_cgroup", "dry_run", "console_fd")
+
+    def __init__(self, root: str, cid: str, bundle: str = ".", **kw: object) -> None:
+        self.root = root
+        self.cid = cid
+        self.bundle = bundle
+        self.pid_file = kw.get("pid_file") or ""
+        self.console_socket = kw.get("console_socket") or ""
+        self.no_pivot = bool(kw.get("no_pivot"))
+        self.no_new_keyring = bool(kw.get("no_new_keyring"))
+        self.preserve_fds = int(kw.get("preserve_fds") or 0)
+        self.systemd_cgroup = bool(kw.get("systemd_cgroup"))
+        self.dry_run = bool(kw.get("dry_run"))
+        self.console_fd = kw.get("console_fd")  # `run` with a terminal and no socket: our own socketpair
+
+
+def _listen(d: str) -> int:
+    """The socket `start` connects to; bound through /proc/self/fd so long --root paths still fit."""
+    import _socket
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    dfd = os.open(d, os.O_PATH | os.O_CLOEXEC)
+    try:
+        s.bind(f"/proc/self/fd/{dfd}/{state.NOTIFY_SOCK}")
+    finally:
+        os.close(dfd)
+    s.listen(1)
+    return s.detach()
+
+
+def _connect_console(path: str) -> int:
+    import _socket
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise OciError(f"console socket {path}", (e.strerror or str(e)).lower()) from None
+    return s.detach()
+
+
+def _write_id_maps(pid: int, cfg: config_mod.Config) -> None:
+    lx = cfg.linux
+    try:
+        for name, maps in (("uid_map", lx.uid_mappings), ("gid_map", lx.gid_mappings)):
+            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+    except OSError as e:
+        raise OciError(f"linux.{'uid' if 'uid' in name else 'gid'}Mappings", f"writing {name}: {e.strerror}") from None
+
+
+def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202
+    sec = cfg.linux.seccomp
+    if not sec:
+        return None, None
+    from ocirun.seccomp import load_cached
+
+    try:
+        s = load_cached(sec, os.path.join(root, ".seccomp-cache"))
+    except OciError as e:
+        raise OciError("config.json", str(e)) from None
+    return (s.bpf, s.flags, s.notify), s
+
+
+def _send_listener(s, fd: int, st: bytes) -> None:  # noqa: ANN001
+    """Hand the seccomp notify fd to the listener with the container state, as runc does."""
+    import _socket
+
+    from ocirun import jsonio
+    from ocirun._native import lib
+
+    try:
+        state_obj = jsonio.loads(st.decode())
+        msg = jsonio.dumps({"ociVersion": state_obj["ociVersion"], "fds": ["seccompFd"], "pid": state_obj["pid"],
+                            "metadata": s.listener_metadata or "", "state": state_obj}).encode()
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(s.listener_path)
+            r = lib.ocirun_send_fd(sock.fileno(), fd, msg, len(msg))
+            if r < 0:
+                raise OSError(-r, os.strerror(-r))
+        finally:
+            sock.close()
+    except OSError as e:
+        raise OciError(f"linux.seccomp.listenerPath {s.listener_path}", (e.strerror or str(e)).lower()) from None
+    finally:
+        os.close(fd)
+
+
+def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # noqa: ANN001
+    """Create the container; returns its state data and (for `run`) the still-unreaped child."""
+    state.check_id(o.cid)
+    cfg = config_mod.load(o.bundle)
+    if cfg.process is None:
+        raise config_mod.bad("process", "is required to create a container")
+    if cfg.process.terminal and not o.console_socket and o.console_fd is None and not o.dry_run:
+        raise OciError("process.terminal", "a terminal needs --console-socket")
+    if not cfg.process.terminal and o.console_socket:
+        raise OciError("--console-socket", "given but process.terminal is false")
+    if o.dry_run:
+        p = plan.compile_create(cfg, listen_fd=-1, console_fd=-1 if cfg.process.terminal else None,
+                                preserve_fds=o.preserve_fds, no_pivot=o.no_pivot,
+                                no_new_keyring=o.no_new_keyring, cgroup_paths=None,
+                                seccomp=_seccomp(cfg, o.root)[0])
+        executor.check(p)
+        print(p.describe())
+        return {}, None
+    from ocirun import cgroups
+
+    d = state.make_dir(o.root, o.cid)
+    lock = state.Lock(d, o.cid)
+    mgr = child = None
+    fds: list[int] = []
+    try:
+        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup)
+        mgr.create()
+        mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        sec, sec_obj = _seccomp(cfg, o.root)
+        listen_fd = _listen(d)
+        fds.append(listen_fd)
+        console_fd = o.console_fd
+        if o.console_socket:
+            console_fd = _connect_console(o.console_socket)
+            fds.append(console_fd)
+        p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd, preserve_fds=o.preserve_fds,
+                                no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
+                                cgroup_paths=mgr.paths(), seccomp=sec)
+        data = {
+            "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
+            "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
+            "annotations": cfg.annotations, "start_time": 0, "cgroup": mgr.to_state(),
+            "config": _kept_config(cfg),
+        }
+        cgroup_fd = mgr.clone_into_fd()
+        if cgroup_fd is not None:
+            fds.append(cgroup_fd)
+        child = executor.spawn(p, cgroup_fd=-1 if cgroup_fd is None else cgroup_fd)
+        for fd in fds:
+            os.close(fd)
+        fds = []
+        _drive(child, cfg, mgr, data, sec_obj, cgroup_fd is not None)
+        st = state.proc_stat(child.pid)
+        data["pid"] = child.pid
+        data["start_time"] = st[1] if st else 0
+        data["status"] = "created"
+        state.save(d, data)
+        if o.pid_file:
+            state.write_atomic(os.path.abspath(o.pid_file), str(child.pid).encode())
+        child.close()
+        return data, child
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        if child is not None:
+            child.kill()
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except OSError:
+                pass
+        state.remove_dir(d)
+        raise
+    finally:
+        lock.release()
+
+
+def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_obj, placed: bool) -> None:  # noqa: ANN001
+    """Answer the child's sync points until it reports ready (or an error)."""
+    from ocirun import hooks
+
+    while True:
+        t, v, payload = child.recv()
+        if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
+            if cfg.has_new_ns("user"):
+                _write_id_maps(child.pid, cfg)
+            if not placed:
+                mgr.add_pid(child.pid)
+            child.go()
+        elif t == executor.MSG_PID:
+            # The child forked into its new pid namespace; reap the intermediate, follow the new init.
+            try:
+                os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                pass
+            child.pid = v
+            if not placed:
+                mgr.add_pid(v)
+        elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
+            data["pid"] = child.pid
+            st = state.hook_state(data, "creating")
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st)
+            child.go(st)
+        elif t == executor.MSG_FD:
+            fd = child.recv_fd()
+            data["pid"] = child.pid
+            _send_listener(sec_obj, fd, state.hook_state(data, "creating"))
+        elif t == executor.MSG_READY:
+            return
+        elif t == executor.MSG_ERROR:
+            raise OciError("container init", payload.decode(errors="replace"))
+        else:
+            raise OciError("container init", child.died())
+
+
+def _device_rules(cfg: config_mod.Config) -> list[dict]:
+    rules = list(plan.DEFAULT_DEVICE_RULES)
+    for d in cfg.linux.devices:
+        rules.append({"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+    return rules
+
+
+def _kept_config(cfg: config_mod.Config) -> dict:
+    """What later commands need from config.json, copied so editing the bundle can't change them."""
+    return {
+        "hooks": {k: [h.to_json() for h in v] for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
+        "process": cfg.process.raw if cfg.process else None,
+        "namespaces": [{"type": n.type, "path": n.path} for n in cfg.linux.namespaces],
+        "seccomp": cfg.linux.seccomp,
+    }

@@ -1,0 +1,109 @@
+"""Parent side of the C helper: spawn the child with a plan and speak the sync protocol with it."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from ocirun.errors import OciError
+from ocirun.plan import Plan
+
+MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD = 1, 2, 3, 4, 5
+MSG_GO, MSG_ABORT = 100, 101
+_HDR = struct.Struct("<IiI")
+
+
+class Child:
+    """A child carrying out a plan. Its pid changes once if it forks into a new pid namespace."""
+
+    __slots__ = ("pid", "fd", "_native", "_ffi", "reaped")
+
+    def __init__(self, pid: int, fd: int, native, ffi) -> None:  # noqa: ANN001
+        self.pid = pid
+        self.fd = fd
+        self._native = native
+        self._ffi = ffi
+        self.reaped = False
+
+    def recv(self) -> tuple[int, int, bytes]:
+        """The next message: (type, value, payload); (0, 0, b"") when the child closed its end."""
+        try:
+            m = os.read(self.fd, 65536)
+        except ConnectionResetError:
+            m = b""
+        if not m:
+            return 0, 0, b""
+        t, v, n = _HDR.unpack_from(m)
+        return t, v, m[_HDR.size : _HDR.size + n]
+
+    def recv_fd(self) -> int:
+        r = self._native.ocirun_recv_fd(self.fd, self._ffi.NULL, 0)
+        if r < 0:
+            raise OciError("seccomp listener", os.strerror(-r))
+        return r
+
+    def go(self, payload: bytes = b"") -> None:
+        os.write(self.fd, _HDR.pack(MSG_GO, 0, len(payload)))
+        if payload:
+            os.write(self.fd, payload)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def kill(self) -> None:
+        """Kill and reap a child that will not become a container (failed create)."""
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+        if not self.reaped:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.reaped = True
+        self.close()
+
+    def died(self) -> str:
+        """Why the child went away without a message."""
+        try:
+            pid, st = os.waitpid(self.pid, 0)
+            self.reaped = True
+        except ChildProcessError:
+            return "exited"
+        if os.WIFSIGNALED(st):
+            return f"killed by signal {os.WTERMSIG(st)}"
+        return f"exited with status {os.WEXITSTATUS(st)}"
+
+
+def spawn(plan: Plan, *, cgroup_fd: int = -1) -> Child:
+    from ocirun._native import ffi, lib
+
+    buf = plan.encode()
+    pidns_fd = -1
+    if plan.pidns_path:
+        try:
+            pidns_fd = os.open(plan.pidns_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OciError("linux.namespaces.pid", f"{plan.pidns_path}: {e.strerror.lower()}") from None
+    out = ffi.new("int *")
+    try:
+        pid = lib.ocirun_spawn(buf, len(buf), plan.clone_flags, cgroup_fd, pidns_fd, out)
+    finally:
+        if pidns_fd >= 0:
+            os.close(pidns_fd)
+    if pid < 0:
+        raise OciError("clone", os.strerror(-pid).lower())
+    return Child(pid, out[0], lib, ffi)
+
+
+def check(plan: Plan) -> None:
+    """Parse the encoded plan with the C parser (used by --dry-run and tests)."""
+    from ocirun._native import ffi, lib
+
+    buf = plan.encode()
+    bad = ffi.new("int *")
+    if lib.ocirun_check_plan(buf, len(buf), bad) < 0:
+        raise OciError("plan", f"malformed at step {bad[0]}")

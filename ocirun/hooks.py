@@ -1,0 +1,66 @@
+"""Hooks that run in the runtime's namespaces (prestart, createRuntime, poststart, poststop).
+
+createContainer and startContainer run inside the container and are carried out by the C helper.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ocirun.config import Hook
+from ocirun.errors import OciError
+
+
+def run_hook(h: Hook, state: bytes, label: str) -> None:
+    """Run one hook with the state on stdin; a non-zero exit, a signal or a timeout is an error."""
+    import select
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        fa = [(os.POSIX_SPAWN_DUP2, r, 0)]
+        try:
+            pid = os.posix_spawn(h.path, h.args, h.env, file_actions=fa, setsigdef=range(1, 32))
+        except OSError as e:
+            raise OciError(label, f"{h.path}: {e.strerror.lower()}") from None
+        os.close(r)
+        r = -1
+        try:
+            os.write(w, state)
+        except BrokenPipeError:
+            pass  # the hook did not read its stdin: that is its right
+        os.close(w)
+        w = -1
+        pfd = os.pidfd_open(pid)
+        try:
+            p = select.poll()
+            p.register(pfd, select.POLLIN)
+            if not p.poll(h.timeout * 1000 if h.timeout else None):
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise OciError(label, f"{h.path}: timed out after {h.timeout}s")
+        finally:
+            os.close(pfd)
+        _, st = os.waitpid(pid, 0)
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+    if os.WIFSIGNALED(st):
+        raise OciError(label, f"{h.path}: killed by signal {os.WTERMSIG(st)}")
+    if os.WEXITSTATUS(st):
+        raise OciError(label, f"{h.path}: exited with status {os.WEXITSTATUS(st)}")
+
+
+def run_hooks(hooks: list[Hook], kind: str, state: bytes) -> None:
+    """Run hooks in order; the first failure stops the rest (prestart, createRuntime)."""
+    for i, h in enumerate(hooks):
+        run_hook(h, state, f"hooks.{kind}[{i}]")
+
+
+def run_hooks_warn(hooks: list[Hook], kind: str, state: bytes, warn) -> None:  # noqa: ANN001
+    """Run every hook; failures are warnings (poststop: the spec says the lifecycle continues)."""
+    for i, h in enumerate(hooks):
+        try:
+            run_hook(h, state, f"hooks.{kind}[{i}]")
+        except OciError as e:
+            warn(str(e))

@@ -1,0 +1,174 @@
+"""start, kill and delete: the state machine of runtime.md on an existing container."""
+
+from __future__ import annotations
+
+import os
+
+from ocirun import state
+from ocirun.config import Hook
+from ocirun.errors import OciError
+
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
+    "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
+    "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25,
+    "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
+}
+
+
+def parse_signal(s: str) -> int:
+    """A number, a name with or without SIG (KILL, SIGKILL), or RTMIN+n."""
+    if s.isdigit():
+        n = int(s)
+        if 0 < n <= 64:
+            return n
+    else:
+        name = s.upper().removeprefix("SIG")
+        if name in SIGNALS:
+            return SIGNALS[name]
+        base, sep, off = name.partition("+") if "+" in name else name.partition("-")
+        if base in ("RTMIN", "RTMAX") and (not sep or off.isdigit()):
+            k = int(off) if off else 0
+            n = 34 + k if base == "RTMIN" else 64 - k
+            if 34 <= n <= 64:
+                return n
+    raise OciError(f'signal "{s}"', "invalid signal")
+
+
+def _hooks(data: dict, kind: str) -> list[Hook]:
+    return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(data.get("config", {}).get("hooks", {}).get(kind, []))]
+
+
+def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
+    d = state.container_dir(root, cid)
+    lock = state.Lock(d, cid)
+    try:
+        data = state.load(root, cid)
+        st = state.status(data)
+        if st != "created":
+            if st == "stopped":
+                raise OciError(f'container "{cid}"', "cannot start a container that has stopped")
+            raise OciError(f'container "{cid}"', f"cannot start an already {st} container")
+        import _socket
+
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        dfd = os.open(d, os.O_PATH | os.O_CLOEXEC)
+        try:
+            s.connect(f"/proc/self/fd/{dfd}/{state.NOTIFY_SOCK}")
+            s.sendall(b"S")
+            err = b""
+            while chunk := s.recv(4096):
+                err += chunk
+        except OSError as e:
+            raise OciError(f'container "{cid}"', f"container not running ({e.strerror})") from None
+        finally:
+            os.close(dfd)
+            s.close()
+        try:
+            os.unlink(os.path.join(d, state.NOTIFY_SOCK))
+        except FileNotFoundError:
+            pass
+        if err:
+            data["status"] = "stopped"
+            state.save(d, data)
+            raise OciError("container process", err.decode(errors="replace"))
+        data["status"] = "running"
+        state.save(d, data)
+        from ocirun import hooks
+
+        # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
+        hooks.run_hooks_warn(_hooks(data, "poststart"), "poststart", state.hook_state(data, "running"), warn)
+    finally:
+        lock.release()
+
+
+def signal_init(data: dict, sig: int) -> None:
+    """Signal the init through a pidfd taken while its start time still matches: no pid-reuse race."""
+    pid = data["pid"]
+    try:
+        pfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise OciError(f'container "{data["id"]}"', "container not running") from None
+    try:
+        if not state.init_alive(data):
+            raise OciError(f'container "{data["id"]}"', "container not running")
+        import _signal
+
+        _signal.pidfd_send_signal(pfd, sig)
+    except ProcessLookupError:
+        raise OciError(f'container "{data["id"]}"', "container not running") from None
+    finally:
+        os.close(pfd)
+
+
+def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
+    data = state.load(root, cid)
+    st = state.status(data)
+    if st == "stopped" and not all_procs:
+        raise OciError(f'container "{cid}"', "container not running")
+    if all_procs:
+        from ocirun import cgroups
+
+        cgroups.from_state(data["cgroup"]).kill_all(sig)
+        return
+    signal_init(data, sig)
+
+
+def _wait_gone(data: dict, timeout_ms: int = 10000) -> None:
+    """Wait for the init to exit (it is usually not our child: poll a pidfd)."""
+    try:
+        pfd = os.pidfd_open(data["pid"])
+    except ProcessLookupError:
+        return
+    try:
+        if not state.init_alive(data):
+            return
+        import select
+
+        p = select.poll()
+        p.register(pfd, select.POLLIN)
+        p.poll(timeout_ms)
+    finally:
+        os.close(pfd)
+
+
+def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
+    d = state.container_dir(root, cid)
+    lock = state.Lock(d, cid)
+    try:
+        try:
+            data = state.load(root, cid)
+        except OciError:
+            # A directory without state: an interrupted create. Clean it up.
+            state.remove_dir(d)
+            return
+        st = state.status(data)
+        if st in ("running", "paused") and not force:
+            raise OciError(f'container "{cid}"', f"cannot delete container that is not stopped: {st}")
+        from ocirun import cgroups
+
+        mgr = cgroups.from_state(data["cgroup"]) if data.get("cgroup") else None
+        if st != "stopped":
+            if st == "paused" and mgr is not None:
+                mgr.thaw()
+            try:
+                signal_init(data, 9)
+            except OciError:
+                pass
+            _wait_gone(data)
+        if mgr is not None:
+            try:
+                if force or st != "stopped":
+                    mgr.kill_all(9)
+            except OSError:
+                pass
+            try:
+                mgr.destroy()
+            except OSError as e:
+                warn(f"removing cgroup: {e}")
+        state.remove_dir(d)
+        from ocirun import hooks
+
+        hooks.run_hooks_warn(_hooks(data, "poststop"), "poststop", state.hook_state(data, "stopped"), warn)
+    finally:
+        lock.release()

@@ -1,0 +1,386 @@
+"""Compile a Config into the flat plan the C helper carries out in the container's init.
+
+The plan is the whole interface between Python and C: a list of (op, label, args) steps with int and
+str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from ocirun.config import NAMESPACES, Config, Mount, Process, bad
+from ocirun.errors import OciError
+
+# Keep in sync with enum ocirun_op in csrc/plan.h.
+OPS = (
+    "SETNS", "UNSHARE", "SYNC", "SETRESID0", "SETSID", "HOSTNAME", "DOMAINNAME", "PROPAGATE_ROOT",
+    "ROOTFS", "MOUNT", "MKNOD", "BIND_DEV", "SYMLINK", "MASK", "READONLY", "HOOK", "PIVOT",
+    "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
+    "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
+    "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
+)
+OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
+
+SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
+SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the state JSON
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
+MS_MANDLOCK, MS_DIRSYNC, MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME = 64, 128, 256, 1024, 2048
+MS_BIND, MS_REC, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 4096, 16384, 1 << 17, 1 << 18, 1 << 19, 1 << 20
+MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
+
+MOUNT_FLAGS = {  # option: (set, clear)
+    "ro": (MS_RDONLY, 0), "rw": (0, MS_RDONLY), "nosuid": (MS_NOSUID, 0), "suid": (0, MS_NOSUID),
+    "nodev": (MS_NODEV, 0), "dev": (0, MS_NODEV), "noexec": (MS_NOEXEC, 0), "exec": (0, MS_NOEXEC),
+    "sync": (MS_SYNCHRONOUS, 0), "async": (0, MS_SYNCHRONOUS), "dirsync": (MS_DIRSYNC, 0),
+    "remount": (MS_REMOUNT, 0), "mand": (MS_MANDLOCK, 0), "nomand": (0, MS_MANDLOCK),
+    "atime": (0, MS_NOATIME), "noatime": (MS_NOATIME, 0), "diratime": (0, MS_NODIRATIME),
+    "nodiratime": (MS_NODIRATIME, 0), "relatime": (MS_RELATIME, 0), "norelatime": (0, MS_RELATIME),
+    "strictatime": (MS_STRICTATIME, 0), "nostrictatime": (0, MS_STRICTATIME),
+    "nosymfollow": (MS_NOSYMFOLLOW, 0), "symfollow": (0, MS_NOSYMFOLLOW),
+    "bind": (MS_BIND, 0), "rbind": (MS_BIND | MS_REC, 0), "defaults": (0, 0),
+}
+PROPAGATION = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC, "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC, "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+# Recursive mount attributes (mount_setattr): option -> (attr_set, attr_clr)
+A_RDONLY, A_NOSUID, A_NODEV, A_NOEXEC, A_NOATIME, A_STRICTATIME, A_NODIRATIME, A_NOSYMFOLLOW = (
+    1, 2, 4, 8, 0x10, 0x20, 0x80, 0x200000)
+A_ATIME = 0x70
+RECURSIVE_ATTRS = {
+    "rro": (A_RDONLY, 0), "rrw": (0, A_RDONLY), "rnosuid": (A_NOSUID, 0), "rsuid": (0, A_NOSUID),
+    "rnodev": (A_NODEV, 0), "rdev": (0, A_NODEV), "rnoexec": (A_NOEXEC, 0), "rexec": (0, A_NOEXEC),
+    "rnodiratime": (A_NODIRATIME, 0), "rdiratime": (0, A_NODIRATIME), "rrelatime": (0, A_ATIME),
+    "rnorelatime": (A_NOATIME, A_ATIME), "rnoatime": (A_NOATIME, A_ATIME), "ratime": (0, A_ATIME),
+    "rstrictatime": (A_STRICTATIME, A_ATIME), "rnostrictatime": (0, A_ATIME),
+    "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
+}
+ROOTFS_PROPAGATION = {
+    "shared": MS_SHARED | MS_REC, "slave": MS_SLAVE | MS_REC, "private": MS_PRIVATE | MS_REC,
+    "unbindable": MS_UNBINDABLE | MS_REC,
+}
+
+S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
+DEFAULT_DEVICES = (  # path, major, minor (all "c", 0666), as runc creates them
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+)
+# Always allowed in the device cgroup on top of the spec's rules (runc's AllowedDevices).
+DEFAULT_DEVICE_RULES = (
+    {"allow": True, "type": "c", "major": -1, "minor": -1, "access": "m"},
+    {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"},
+    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for _, ma, mi in DEFAULT_DEVICES),
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"),
+)
+CLONE_NEWCGROUP = NAMESPACES["cgroup"]
+CLONE_NEWPID = NAMESPACES["pid"]
+CLONE_NEWUSER = NAMESPACES["user"]
+SECCOMP_FLAGS_NOTIFY = 1
+
+
+class Step:
+    """One plan step: the opcode name, a label naming what it comes from (used in errors), its args."""
+
+    __slots__ = ("op", "label", "args")
+
+    def __init__(self, op: str, label: str, *args: int | str | bytes) -> None:
+        self.op = op
+        self.label = label
+        self.args = args
+
+    def __repr__(self) -> str:
+        return f"Step({self.op!r}, {self.label!r}, {self.args!r})"
+
+
+class Plan:
+    """Everything the C helper needs: the steps plus how to clone."""
+
+    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user")
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.clone_flags = 0
+        self.pidns_path = ""
+        self.new_user = False
+
+    def add(self, op: str, label: str, *args: int | str | bytes) -> None:
+        self.steps.append(Step(op, label, *args))
+
+    def encode(self) -> bytes:
+        """The wire format of csrc/plan.h."""
+        out = [b"OCIP", struct.pack("<I", len(self.steps))]
+        pack_i = struct.Struct("<Bq").pack
+        pack_n = struct.Struct("<I").pack
+        for st in self.steps:
+            label = st.label.encode()
+            out.append(struct.pack("<II", OPCODE[st.op], len(st.args)))
+            out.append(pack_n(len(label)) + label + b"\0")
+            for a in st.args:
+                if isinstance(a, int):
+                    out.append(pack_i(0, a if a < (1 << 63) else a - (1 << 64)))
+                else:
+                    b = a.encode() if isinstance(a, str) else a
+                    out.append(b"\1" + pack_n(len(b)) + b + b"\0")
+        return b"".join(out)
+
+    def describe(self) -> str:
+        """Readable, numbered steps for `create --dry-run`."""
+        lines = [f"0. clone flags={_ns_names(self.clone_flags) or 'none'}"
+                 + (f" pidns={self.pidns_path}" if self.pidns_path else "")]
+        for i, st in enumerate(self.steps, 1):
+            args = []
+            for a in st.args:
+                if isinstance(a, bytes):
+                    args.append(f"<{len(a)} bytes>")
+                elif isinstance(a, int) and a > 0xFFFF:
+                    args.append(hex(a))
+                else:
+                    args.append(repr(a))
+            label = f" [{st.label}]" if st.label else ""
+            lines.append(f"{i}. {st.op.lower()} {' '.join(args)}{label}")
+        return "\n".join(lines)
+
+
+def _ns_names(flags: int) -> str:
+    return ",".join(n for n, f in NAMESPACES.items() if flags & f)
+
+
+def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, int, int]:
+    """Mount options → (flags, propagation, data, attr_set, attr_clr), as runc's parseMountOptions."""
+    flags = prop = attr_set = attr_clr = 0
+    data = []
+    for o in options:
+        if o in MOUNT_FLAGS:
+            s, c = MOUNT_FLAGS[o]
+            flags = (flags | s) & ~c
+        elif o in PROPAGATION:
+            prop = PROPAGATION[o]
+        elif o in RECURSIVE_ATTRS:
+            s, c = RECURSIVE_ATTRS[o]
+            attr_set = (attr_set | s) & ~c
+            attr_clr |= c
+        elif o in ("idmap", "ridmap"):
+            raise OciError("config.json", f"{label}.options: {o}: idmapped mounts are not supported")
+        elif o in ("tmpcopyup",):
+            raise OciError("config.json", f"{label}.options: {o}: not supported")
+        else:
+            data.append(o)
+    return flags, prop, ",".join(data), attr_set, attr_clr
+
+
+def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup_paths: dict[str, str] | None,
+                 cgroupns: bool) -> None:
+    flags, prop, data, aset, aclr = parse_mount_options(m.options, label)
+    is_bind = m.type == "bind" or bool(flags & MS_BIND)
+    if m.type in ("proc", "sysfs") and not is_bind:
+        want = "/proc" if m.type == "proc" else "/sys"
+        if os.path.normpath(m.destination) != want:
+            raise bad(f"{label}.destination", f"{m.type} may only be mounted at {want}")
+    if m.type == "cgroup" and not is_bind:
+        _cgroup_mount_steps(plan, m, label, flags, cgroup_paths or {}, cgroupns)
+        return
+    if is_bind:
+        src = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        try:
+            kind = 1 if os.path.isdir(src) else 2
+            os.stat(src)
+        except OSError as e:
+            raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
+        plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
+    else:
+        plan.add("MOUNT", label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+
+
+def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, paths: dict[str, str],
+                        cgroupns: bool) -> None:
+    """`cgroup` mounts: cgroup2 on v2 hosts; on v1 a tmpfs with each hierarchy's container dir bound in."""
+    ro = flags & MS_RDONLY
+    if paths.get("") and len(paths) == 1:  # pure v2: the whole hierarchy, or our subtree in a cgroupns
+        plan.add("MOUNT", label, "cgroup2", m.destination, "cgroup2", flags, "", 0, 0, 0, 0)
+        return
+    base = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    plan.add("MOUNT", label, "tmpfs", m.destination, "tmpfs", base, "mode=755", 0, 0, 0, 0)
+    for name, host_dir in sorted(paths.items()):
+        if not name:
+            name = "unified"
+        dest = f"{m.destination.rstrip('/')}/{name}"
+        plan.add("MOUNT", label, host_dir, dest, "", MS_BIND | base | ro, "", 0, 1, 0, 0)
+        if "," in name:  # cpu,cpuacct comounts get their per-controller names as links
+            for part in name.split(","):
+                plan.add("SYMLINK", label, name, f"{m.destination.rstrip('/')}/{part}")
+    if ro:
+        plan.add("READONLY", label, m.destination)
+
+
+def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None) -> None:
+    """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
+    caps = p.capabilities
+    nnp = p.no_new_privileges
+    if caps is not None:
+        plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
+    if seccomp and not nnp and not seccomp[2]:
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
+    u = p.user
+    if caps is not None:
+        plan.add("KEEPCAPS", "process.user", 1)
+    plan.add("SETGROUPS", "process.user.additionalGids", len(u.additional_gids), *u.additional_gids)
+    plan.add("SETGID", "process.user.gid", u.gid)
+    plan.add("SETUID", "process.user.uid", u.uid)
+    if caps is not None:
+        plan.add("KEEPCAPS", "process.user", 0)
+        plan.add("CAPS", "process.capabilities", caps["effective"], caps["permitted"], caps["inheritable"],
+                 caps["ambient"])
+    if u.umask is not None:
+        plan.add("UMASK", "process.user.umask", u.umask)
+    if nnp:
+        plan.add("NO_NEW_PRIVS", "process.noNewPrivileges")
+
+
+def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
+                seccomp: tuple[bytes, int, bool] | None, start_hooks: list | None = None) -> None:
+    plan.add("CHDIR", "process.cwd", p.cwd)
+    path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
+    plan.add("FIND_EXEC", "process.args", p.args[0], path)
+    if seccomp and seccomp[2]:
+        # A notify listener fd must reach the runtime, which is only there until create returns.
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1)
+    plan.add("CLOSE_FDS", "", 3 + preserve_fds)
+    if listen_fd is not None:
+        plan.add("WAIT_START", "", listen_fd)
+    for i, h in enumerate(start_hooks or ()):
+        plan.add("HOOK", f"hooks.startContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+    if seccomp and p.no_new_privileges and not seccomp[2]:
+        # As late as possible, so the runtime's own syscalls are not filtered.
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
+    plan.add("EXEC", "process.args", len(p.args), *p.args, len(p.env), *p.env)
+
+
+def compile_create(
+    cfg: Config,
+    *,
+    listen_fd: int,
+    console_fd: int | None = None,
+    preserve_fds: int = 0,
+    no_pivot: bool = False,
+    no_new_keyring: bool = False,
+    cgroup_paths: dict[str, str] | None = None,
+    seccomp: tuple[bytes, int, bool] | None = None,
+) -> Plan:
+    """The plan for a container's init (create/run)."""
+    if cfg.process is None:
+        raise bad("process", "is required to create a container")
+    lx = cfg.linux
+    plan = Plan()
+    if not cfg.has_new_ns("mount") and cfg.ns("mount") is None:
+        raise bad("linux.namespaces", "a mount namespace is required")
+    joins = [n for n in lx.namespaces if n.path and n.type != "pid"]
+    new = 0
+    for n in lx.namespaces:
+        if n.type == "pid" and n.path:
+            plan.pidns_path = n.path
+        elif not n.path and n.type != "cgroup":
+            new |= n.flag
+    plan.new_user = bool(new & CLONE_NEWUSER)
+    if not joins:
+        plan.clone_flags = new
+    else:
+        # Joining existing namespaces must come before creating ours (a new user ns would own them).
+        joins.sort(key=lambda n: (n.type != "user", n.type == "mount"))
+        for n in joins:
+            plan.add("SETNS", f"linux.namespaces.{n.type}", n.path, n.flag)
+        plan.clone_flags = new & CLONE_NEWPID if not plan.new_user else 0
+        rest = new & ~plan.clone_flags
+        if rest:
+            plan.add("UNSHARE", "linux.namespaces", rest)
+    plan.add("SYNC", "", SYNC_PLACED)
+    if plan.new_user:
+        plan.add("SETRESID0", "linux.uidMappings")
+    if cfg.has_new_ns("cgroup"):
+        plan.add("CGROUP_NS_UNSHARE", "linux.namespaces.cgroup")
+    plan.add("SETSID", "")
+    if cfg.hostname:
+        plan.add("HOSTNAME", "hostname", cfg.hostname)
+    if cfg.domainname:
+        plan.add("DOMAINNAME", "domainname", cfg.domainname)
+    plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation",
+             MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
+    plan.add("ROOTFS", "root.path", cfg.root_path)
+    for i, m in enumerate(cfg.mounts):
+        _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup_paths, cfg.has_new_ns("cgroup"))
+    bind_devices = plan.new_user
+    devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
+    devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]
+    for path, typ, ma, mi, mode, uid, gid in devices:
+        label = "linux.devices" if (path, ma, mi) not in {(p, a, b) for p, a, b in DEFAULT_DEVICES} else ""
+        if bind_devices:
+            plan.add("BIND_DEV", label, path, path)
+        else:
+            ifmt = S_IFBLK if typ == "b" else S_IFIFO if typ == "p" else S_IFCHR
+            plan.add("MKNOD", label, path, ifmt | mode, ma, mi, uid, gid)
+    for target, link in DEV_SYMLINKS:
+        plan.add("SYMLINK", "", target, link)
+    if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime") or cfg.hooks.get("createContainer"):
+        plan.add("SYNC", "hooks", SYNC_HOOKS)
+    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
+        plan.add("HOOK", f"hooks.createContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+    for i, p in enumerate(lx.masked_paths):
+        plan.add("MASK", f"linux.maskedPaths[{i}]", p)
+    for i, p in enumerate(lx.readonly_paths):
+        plan.add("READONLY", f"linux.readonlyPaths[{i}]", p)
+    plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
+    if lx.rootfs_propagation in ("shared", "unbindable"):
+        plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", ROOTFS_PROPAGATION[lx.rootfs_propagation])
+    p = cfg.process
+    if console_fd is not None:
+        rows, cols = p.console_size or (0, 0)
+        plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
+    for k, v in sorted(lx.sysctl.items()):
+        plan.add("SYSCTL", f"linux.sysctl.{k}", k, v)
+    if cfg.root_readonly:
+        plan.add("ROOT_READONLY", "root.readonly")
+    if p.oom_score_adj is not None:
+        plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
+    if not no_new_keyring:
+        plan.add("NEW_KEYRING", "")
+    for i, (res, soft, hard) in enumerate(p.rlimits):
+        plan.add("RLIMIT", f"process.rlimits[{i}]", res, soft, hard)
+    _user_steps(plan, p, seccomp)
+    _exec_steps(plan, p, preserve_fds, listen_fd, seccomp, cfg.hooks.get("startContainer"))
+    return plan
+
+
+def compile_exec(
+    p: Process,
+    ns_fds: list[tuple[str, int, int]],
+    *,
+    console_fd: int | None = None,
+    preserve_fds: int = 0,
+    seccomp: tuple[bytes, int, bool] | None = None,
+) -> Plan:
+    """The plan for `exec`: join the container's namespaces (fds opened by the runtime), then the process."""
+    plan = Plan()
+    for t, fd, flag in ns_fds:
+        plan.add("SETNS", f"namespace {t}", fd, flag)
+    plan.add("SYNC", "", SYNC_PLACED)
+    if console_fd is not None:
+        plan.add("SETSID", "")
+        rows, cols = p.console_size or (0, 0)
+        plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
+    if p.oom_score_adj is not None:
+        plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
+    for i, (res, soft, hard) in enumerate(p.rlimits):
+        plan.add("RLIMIT", f"process.rlimits[{i}]", res, soft, hard)
+    _user_steps(plan, p, seccomp)
+    _exec_steps(plan, p, preserve_fds, None, seccomp)
+    return plan

@@ -1,0 +1,89 @@
+"""`run`: create + start in one process; in the foreground it forwards signals, relays a terminal,
+exits with the container's status and deletes the container."""
+
+from __future__ import annotations
+
+import os
+
+from ocirun import lifecycle
+from ocirun.cli import Output
+from ocirun.create import CreateOpts, create
+from ocirun.errors import OciError
+
+FORWARDED = (1, 2, 3, 10, 12, 14, 15, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
+
+
+def wait_status(pid: int) -> int:
+    """Wait for our child; its exit status as a shell reports it (128 + signal when killed)."""
+    while True:
+        try:
+            _, st = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        if os.WIFEXITED(st):
+            return os.WEXITSTATUS(st)
+        if os.WIFSIGNALED(st):
+            return 128 + os.WTERMSIG(st)
+
+
+def forward_signals(pid: int) -> None:
+    import _signal
+
+    def handler(sig: int, frame: object) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for s in FORWARDED:
+        try:
+            _signal.signal(s, handler)
+        except (OSError, ValueError):
+            pass
+
+
+def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
+    from ocirun import config as config_mod
+
+    cfg_terminal = False
+    if not o.console_socket and not o.dry_run:
+        try:
+            proc = config_mod.load(o.bundle).process
+            cfg_terminal = bool(proc and proc.terminal)
+        except OciError:
+            pass  # create reports it
+    relay = None
+    if cfg_terminal:
+        if detach:
+            raise OciError("process.terminal", "cannot allocate a tty when detaching without --console-socket")
+        from ocirun.tty import Relay
+
+        relay = Relay()
+        o.console_fd = relay.child_end
+    try:
+        data, child = create(o, out.warn)
+    finally:
+        if relay is not None:
+            relay.close_child_end()
+    if o.dry_run:
+        return 0
+    if relay is not None:
+        relay.receive_master()
+    if not detach:
+        forward_signals(child.pid)
+    try:
+        lifecycle.start(o.root, o.cid, out.warn)
+    except BaseException:
+        if not detach:
+            wait_status(child.pid)
+        if not keep:
+            lifecycle.delete(o.root, o.cid, True, out.warn)
+        raise
+    if detach:
+        return 0
+    if relay is not None:
+        relay.run(child.pid)
+    status = wait_status(child.pid)
+    if not keep:
+        lifecycle.delete(o.root, o.cid, True, out.warn)
+    return status
