@@ -1,0 +1,42 @@
+# ocirun: `make run` installs, builds, makes the example bundle and runs it; `make test` runs every test.
+PY ?= python3
+PREFIX ?= /usr/local
+BUNDLE ?= bundles/busybox
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc make iproute2 procps runc crun
+PIP_PACKAGES := cffi pyseccomp jsonschema pytest ruff
+
+.PHONY: all deps build install bundle run test test-unit test-integration lint clean
+all: install
+
+# Install only what is missing: apt-get update alone costs several seconds.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	@$(PY) -c "import cffi, pyseccomp, jsonschema, pytest" 2>/dev/null || \
+	  $(PY) -m pip install -q --root-user-action=ignore $(PIP_PACKAGES)
+	@command -v ruff >/dev/null || $(PY) -m pip install -q --root-user-action=ignore ruff
+
+build: deps
+	$(PY) -m ocirun._build_c
+
+install: build
+	$(PY) tools/install_launcher.py $(PREFIX)/bin/ocirun
+
+bundle: deps
+	@test -d $(BUNDLE)/rootfs || $(PY) bundles/mkbundle.py $(BUNDLE) --args \
+	  'sh -c "echo hostname: $$(hostname); echo pid: $$$$; echo namespaces:; ls -l /proc/self/ns | sed -n \"s/.* \\([a-z_]*\\) -> /  \\1 /p\""'
+
+run: install bundle
+	ocirun run --bundle $(BUNDLE) ocirun-demo-$$$$
+
+lint: deps
+	ruff check ocirun tests bundles tools spec-conformance bench
+
+test: install lint
+	$(PY) -m pytest -q -ra tests spec-conformance
+
+clean:
+	rm -rf ocirun/_native*.so ocirun/_native.c csrc/*.o build $(BUNDLE)
+
+-include mk/*.mk
