@@ -223,6 +223,13 @@ def run(argv: list[str]) -> int:
         return e.status
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug of ours: still one line, the traceback only with --debug
+        if out.debug_on:
+            import traceback
+
+            traceback.print_exc()
+        out.error(f"internal error: {type(e).__name__}: {e}")
+        return 1
 
 
 def main() -> None:

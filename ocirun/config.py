@@ -76,7 +76,10 @@ class Hook:
         self.timeout = _int(d["timeout"], f"{path}.timeout", 1) if "timeout" in d else 0
 
     def to_json(self) -> dict:
-        return {"path": self.path, "args": self.args, "env": self.env, "timeout": self.timeout}
+        d = {"path": self.path, "args": self.args, "env": self.env}
+        if self.timeout:
+            d["timeout"] = self.timeout
+        return d
 
 
 class Mount:

@@ -10,6 +10,8 @@ import os
 from ocirun.config import Hook
 from ocirun.errors import OciError
 
+_SIGDEF = [s for s in range(1, 32) if s not in (9, 19)]  # hooks start with default signal dispositions
+
 
 def run_hook(h: Hook, state: bytes, label: str) -> None:
     """Run one hook with the state on stdin; a non-zero exit, a signal or a timeout is an error."""
@@ -19,7 +21,8 @@ def run_hook(h: Hook, state: bytes, label: str) -> None:
     try:
         fa = [(os.POSIX_SPAWN_DUP2, r, 0)]
         try:
-            pid = os.posix_spawn(h.path, h.args, h.env, file_actions=fa, setsigdef=range(1, 32))
+            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in h.env)
+            pid = os.posix_spawn(h.path, h.args, env, file_actions=fa, setsigdef=_SIGDEF)
         except OSError as e:
             raise OciError(label, f"{h.path}: {e.strerror.lower()}") from None
         os.close(r)

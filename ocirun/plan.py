@@ -330,14 +330,10 @@ def compile_create(
             plan.add("MKNOD", label, path, ifmt | mode, ma, mi, uid, gid)
     for target, link in DEV_SYMLINKS:
         plan.add("SYMLINK", "", target, link)
-    if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime") or cfg.hooks.get("createContainer"):
+    if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         plan.add("SYNC", "hooks", SYNC_HOOKS)
     for i, h in enumerate(cfg.hooks.get("createContainer", ())):
         plan.add("HOOK", f"hooks.createContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
-    for i, p in enumerate(lx.masked_paths):
-        plan.add("MASK", f"linux.maskedPaths[{i}]", p)
-    for i, p in enumerate(lx.readonly_paths):
-        plan.add("READONLY", f"linux.readonlyPaths[{i}]", p)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
     if lx.rootfs_propagation in ("shared", "unbindable"):
         plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", ROOTFS_PROPAGATION[lx.rootfs_propagation])
@@ -347,6 +343,11 @@ def compile_create(
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
     for k, v in sorted(lx.sysctl.items()):
         plan.add("SYSCTL", f"linux.sysctl.{k}", k, v)
+    # After sysctls (they write /proc/sys, usually made read-only here), as runc orders them.
+    for i, path in enumerate(lx.readonly_paths):
+        plan.add("READONLY", f"linux.readonlyPaths[{i}]", path)
+    for i, path in enumerate(lx.masked_paths):
+        plan.add("MASK", f"linux.maskedPaths[{i}]", path)
     if cfg.root_readonly:
         plan.add("ROOT_READONLY", "root.readonly")
     if p.oom_score_adj is not None:

@@ -7,6 +7,13 @@ import time
 
 from conftest import ns_inode, wait_stopped
 
+from ocirun.state import proc_stat
+
+
+def gone(pid: int) -> bool:
+    st = proc_stat(pid)
+    return st is None or st[0] == "Z"
+
 
 def test_run_prints_and_exits_with_status(rt, bundle):
     b = bundle(["sh", "-c", "echo inside pid $$; exit 3"])
@@ -90,7 +97,7 @@ def test_delete_force_running(rt, bundle):
     rt("run", "-d", "-b", b.path, b.id, check=True)
     pid = rt.state(b.id)["pid"]
     rt("delete", "--force", b.id, check=True)
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert gone(pid)
     assert not os.path.exists(os.path.join(rt.root, b.id))
 
 
@@ -100,7 +107,7 @@ def test_delete_created_container(rt, bundle):
     rt("create", "-b", b.path, b.id, check=True)
     pid = rt.state(b.id)["pid"]
     rt("delete", b.id, check=True)
-    assert not os.path.exists(f"/proc/{pid}/cmdline") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert gone(pid)
 
 
 def test_pid_file_and_list(rt, bundle, tmp_path):
