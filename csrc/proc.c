@@ -221,6 +221,8 @@ void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   uint32_t pos = 0;
   if (fill_vec(a, n, &pos, argv, 4096) < 0 || fill_vec(a, n, &pos, envp, 8192) < 0) die(c, EINVAL, "malformed exec");
   const char *p = c->exec_path[0] ? c->exec_path : argv[0];
+  /* The process outlives the runtime (exec --detach, or runc-like survival of a killed `exec`). */
+  prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   execve(p, argv, envp);
   c->label = "";
   die(c, errno, "exec: \"%s\"", argv[0]);

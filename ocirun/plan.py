@@ -374,8 +374,8 @@ def compile_exec(
     for t, fd, flag in ns_fds:
         plan.add("SETNS", f"namespace {t}", fd, flag)
     plan.add("SYNC", "", SYNC_PLACED)
+    plan.add("SETSID", "")  # always, as runc's nsexec: the process leads its own session, terminal or not
     if console_fd is not None:
-        plan.add("SETSID", "")
         rows, cols = p.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
     if p.oom_score_adj is not None:
