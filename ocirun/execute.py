@@ -1,0 +1,346 @@
+"""`exec`: run one more process in a running container, joining every namespace and the cgroup of its init.
+
+The process is the container's own `process` (kept in state.json) with the command line's changes, or a
+whole runtime-spec process from `--process FILE`, as runc builds it. The C helper joins the namespaces through
+fds we open here (paths under /proc/<init> stop resolving once the child is in the container's mount
+namespace), the pid namespace through clone, and the cgroup at its SYNC_PLACED point. A successful execve
+closes the sync socket (SOCK_CLOEXEC): EOF means the command runs.
+
+Behaviour decisions, all as runc 1.2 unless noted:
+- exit status: the process's own in the foreground (128 + signal when killed); 255 for every failure of
+  `exec` itself, with the errno text kept in the message ("... executable file not found in $PATH: No such
+  file or directory") for callers that map it (podman: ENOENT → 127, EACCES → 126).
+- `--env` overrides a variable of the container's process in place (the last value wins), never duplicates.
+- `--cap` adds to the bounding, effective, permitted and ambient sets (ambient only takes if inheritable).
+- `--preserve-fds N` passes fds 3..3+N-1. LISTEN_FDS in our environment is ignored, as runc's exec does
+  (only create/run pass socket-activation fds); the process's environment never comes from ours.
+- `--console-socket` needs `--tty` and `--detach`; `--tty` in the foreground relays our stdio instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ocirun import executor, plan, state
+from ocirun.cli import Args, Output
+from ocirun.config import NAMESPACES, Process
+from ocirun.errors import OciError
+
+EXEC_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
+# Join order: the user namespace first (it owns the others), the mount namespace last.
+_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
+
+
+def exec_command(root: str, a: Args, out: Output) -> int:
+    """Entry point of `ocirun exec`; every failure of exec itself exits 255, as runc."""
+    try:
+        return _exec(root, a, out)
+    except OciError as e:
+        e.status = EXEC_FAILED
+        raise
+
+
+def _exec(root: str, a: Args, out: Output) -> int:
+    cid = a.pos[0]
+    data = state.load(root, cid)
+    st = state.status(data)
+    if st in ("stopped", "creating"):
+        raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
+    if st == "paused" and not a.ignore_paused:
+        raise OciError(f'container "{cid}"', "cannot exec in a paused container (use --ignore-paused to override)")
+    p = build_process(a, data)
+    detach = bool(a.detach)
+    preserve = _preserve_fds(a.preserve_fds)
+    sub_cgroups = parse_sub_cgroups(a.cgroup or [])
+    relay = None
+    fds: list[int] = []
+    child = None
+    try:
+        console_fd = None
+        if a.console_socket and not (detach and p.terminal):
+            raise OciError("--console-socket", "cannot use console socket if runc will not detach or allocate tty")
+        if p.terminal:
+            if a.console_socket:
+                from ocirun.create import _connect_console
+
+                console_fd = _connect_console(a.console_socket)
+                fds.append(console_fd)
+            elif detach:
+                raise OciError("--tty", "cannot allocate tty if runc will detach without setting console socket")
+            else:
+                from ocirun.tty import Relay
+
+                relay = Relay()
+                console_fd = relay.child_end
+        pid = data["pid"]
+        ns_fds = _open_namespaces(data, pid, fds)
+        if not state.init_alive(data):  # the pid could have been reused while we opened its namespaces
+            raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
+        sec, sec_obj = _seccomp(data, root)
+        pl = plan.compile_exec(p, ns_fds, console_fd=console_fd, preserve_fds=preserve, seccomp=sec)
+        if any(n.get("type") == "pid" for n in data["config"].get("namespaces", [])):
+            pl.pidns_path = f"/proc/{pid}/ns/pid"
+        for fd in range(3, 3 + preserve):
+            os.set_inheritable(fd, True)
+        child = executor.spawn(pl)
+        for fd in fds:
+            os.close(fd)
+        fds = []
+        if relay is not None:
+            relay.close_child_end()
+        _drive(child, data, sec_obj, sub_cgroups)
+        child.close()
+        if a.pidfd_socket:
+            _send_pidfd(a.pidfd_socket, child.pid)
+        if a.pid_file:
+            state.write_atomic(os.path.abspath(a.pid_file), str(child.pid).encode())
+        if detach:
+            return 0
+        from ocirun.run import forward_signals, wait_status
+
+        forward_signals(child.pid)
+        if relay is not None:
+            relay.receive_master()
+            relay.run(child.pid)
+        return wait_status(child.pid)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        if relay is not None:
+            relay.close_child_end()
+        if child is not None and child.fd >= 0:
+            child.kill()  # failed before exec: nothing of it may stay behind
+        raise
+
+
+def build_process(a: Args, data: dict) -> Process:
+    """The process to run: --process FILE as given, else the container's process with the flags applied."""
+    for flag, val in (("--apparmor", a.apparmor), ("--process-label", a.process_label)):
+        if val:
+            raise OciError(flag, "not supported: this runtime has no AppArmor or SELinux support")
+    if a.process:
+        from ocirun import jsonio
+
+        try:
+            with open(a.process, "rb") as f:
+                raw = jsonio.loads(f.read().decode(), a.process)
+        except OSError as e:
+            raise OciError(f"--process {a.process}", (e.strerror or str(e)).lower()) from None
+        if not isinstance(raw, dict):
+            raise OciError(f"--process {a.process}", "must be a JSON object")
+        for key, flag in (("apparmorProfile", "--apparmor"), ("selinuxLabel", "--process-label")):
+            if raw.get(key):
+                raise OciError(f"--process {a.process}", f"process.{key}: not supported (see {flag})")
+        return _parse(raw, f"--process {a.process}")
+    args = a.pos[1:]
+    if not args:
+        raise OciError("exec", "process args cannot be empty")
+    base = data.get("config", {}).get("process") or {}
+    raw = _copy(base)
+    raw["args"] = list(args)
+    raw["terminal"] = bool(a.tty)
+    if not a.tty:
+        raw.pop("consoleSize", None)
+    if a.cwd:
+        raw["cwd"] = a.cwd
+    if a.env:
+        raw["env"] = merge_env(list(raw.get("env") or []), a.env)
+    if a.no_new_privs is not None:
+        raw["noNewPrivileges"] = bool(a.no_new_privs)
+    user = dict(raw.get("user") or {})
+    if a.user:
+        uid, sep, gid = a.user.partition(":")
+        user["uid"] = _id(uid, "--user", "uid")
+        if sep:
+            user["gid"] = _id(gid, "--user", "gid")
+    if a.additional_gids:
+        gids = list(user.get("additionalGids") or [])
+        for g in a.additional_gids:
+            gids.append(_id(g, "--additional-gids", "gid"))
+        user["additionalGids"] = gids
+    raw["user"] = user
+    if a.cap:
+        caps = {k: list(v or []) for k, v in (raw.get("capabilities") or {}).items()}
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            have = caps.setdefault(kind, [])
+            for c in a.cap:
+                if c not in have:
+                    have.append(c)
+        raw["capabilities"] = caps
+    return _parse(raw, "exec")
+
+
+def _parse(raw: dict, what: str) -> Process:
+    """Process(dict) with errors naming our source instead of config.json."""
+    try:
+        return Process(raw)
+    except OciError as e:
+        raise OciError(what, e.why if e.what == "config.json" else str(e)) from None
+
+
+def _copy(obj: object) -> object:
+    """A deep copy of JSON data (copy.deepcopy is a heavier import)."""
+    if isinstance(obj, dict):
+        return {k: _copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy(v) for v in obj]
+    return obj
+
+
+def merge_env(env: list[str], extra: list[str]) -> list[str]:
+    """KEY=VALUE pairs of `extra` replace the same KEY in `env` (in place) or are appended."""
+    pos = {e.partition("=")[0]: i for i, e in enumerate(env)}
+    for e in extra:
+        key, eq, _ = e.partition("=")
+        if not eq or not key:
+            raise OciError(f'--env "{e}"', "must be KEY=VALUE")
+        if key in pos:
+            env[pos[key]] = e
+        else:
+            pos[key] = len(env)
+            env.append(e)
+    return env
+
+
+def _id(s: str, flag: str, kind: str) -> int:
+    try:
+        n = int(s, 10)
+    except ValueError:
+        raise OciError(flag, f'parsing "{s}" as int for {kind} failed') from None
+    if not 0 <= n <= 0xFFFFFFFF:
+        raise OciError(flag, f"{kind} {n} out of range [0, 4294967295]")
+    return n
+
+
+def _preserve_fds(v: str | None) -> int:
+    if not v:
+        return 0
+    try:
+        n = int(v)
+    except ValueError:
+        raise OciError("--preserve-fds", f'invalid number "{v}"') from None
+    if n < 0:
+        raise OciError("--preserve-fds", "must not be negative")
+    for i in range(n):
+        try:
+            os.fstat(3 + i)
+        except OSError as e:
+            raise OciError("--preserve-fds", f"unable to stat preserved-fd {i} (of {n}): {e.strerror}") from None
+    return n
+
+
+def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
+    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH, repeatable: sub-cgroups of the container's to run in."""
+    out: dict[str, str] = {}
+    for c in args:
+        parts = c.split(":")
+        if len(parts) > 2:
+            raise OciError(f"--cgroup {c}", "invalid argument")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise OciError(f"--cgroup {c}", "missing <controller>: prefix")
+            out[""] = c
+        else:
+            for ctrl in parts[0].split(","):
+                out[ctrl] = parts[1]
+    for sub in out.values():
+        if not sub or sub.startswith("/") or ".." in sub.split("/"):
+            raise OciError(f"--cgroup {sub}", "must be a relative path below the container's cgroup")
+    return out
+
+
+def _open_namespaces(data: dict, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
+    """fds of the init's namespaces (all but pid, which clone joins), user first, mount last."""
+    types = [n.get("type") for n in data.get("config", {}).get("namespaces", [])]
+    out = []
+    for t in sorted((t for t in types if t in NAMESPACES and t != "pid"), key=_ORDER.index):
+        name = "net" if t == "network" else "mnt" if t == "mount" else t
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OciError(f"namespace {t}", f"{path}: {(e.strerror or str(e)).lower()}") from None
+        fds.append(fd)
+        out.append((t, fd, NAMESPACES[t]))
+    return out
+
+
+def _seccomp(data: dict, root: str):  # noqa: ANN202
+    """The container's own filter for the new process (compiled once, then read from the cache)."""
+    section = data.get("config", {}).get("seccomp")
+    if not section:
+        return None, None
+    from ocirun.seccomp import load_cached
+
+    s = load_cached(section, os.path.join(root, ".seccomp-cache"))
+    return (s.bpf, s.flags, s.notify), s
+
+
+def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str]) -> None:  # noqa: ANN001
+    """Answer the child until it execs (EOF) or reports why it could not."""
+    while True:
+        t, v, payload = child.recv()
+        if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
+            _join_cgroup(data, child.pid, sub_cgroups)
+            child.go()
+        elif t == executor.MSG_FD:
+            from ocirun.create import _send_listener
+
+            _send_listener(sec_obj, child.recv_fd(), state.hook_state(data, "running"))
+        elif t == executor.MSG_ERROR:
+            msg = payload.decode(errors="replace")
+            child.kill()
+            raise OciError("exec", msg[6:] if msg.startswith("exec: ") else msg)
+        elif t == 0:
+            return
+        else:
+            child.kill()
+            raise OciError("exec", f"unexpected message {t} from the child")
+
+
+def _join_cgroup(data: dict, pid: int, sub: dict[str, str]) -> None:
+    from ocirun import cgroups
+
+    mgr = cgroups.from_state(data["cgroup"])
+    if not sub:
+        mgr.add_pid(pid)
+        return
+    if mgr.mode == "v2" and set(sub) - {"", "unified"}:
+        raise OciError("--cgroup", "controller prefixes other than unified: are not allowed on cgroup v2")
+    done: set[str] = set()
+    for ctrl, d in mgr.paths().items():
+        rel = sub.get(ctrl, sub.get("", "")) if mgr.mode != "v2" else sub.get("", sub.get("unified", ""))
+        target = os.path.join(d, rel) if rel else d
+        if target in done or d in done:
+            continue
+        done.add(target)
+        done.add(d)
+        try:
+            fd = os.open(os.path.join(target, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OciError(f"--cgroup {rel or '.'}", f"{target}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _send_pidfd(path: str, pid: int) -> None:
+    """--pidfd-socket: hand a pidfd of the new process to whoever listens there."""
+    import _socket
+
+    from ocirun._native import lib
+
+    try:
+        pidfd = os.pidfd_open(pid)
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            s.connect(path)
+            r = lib.ocirun_send_fd(s.fileno(), pidfd, b"pidfd", 5)
+            if r < 0:
+                raise OSError(-r, os.strerror(-r))
+        finally:
+            s.close()
+            os.close(pidfd)
+    except OSError as e:
+        raise OciError(f"--pidfd-socket {path}", (e.strerror or str(e)).lower()) from None
