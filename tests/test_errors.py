@@ -1,0 +1,168 @@
+"""Every failure path: one `ocirun: <what>: <why>` line, exit 1, no traceback, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+
+def processes_in(path: str) -> list[int]:
+    """Processes whose root directory is inside `path` (a leaked container init)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/root").startswith(path):
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def fails(rt, b, *extra: str, msg: str) -> str:  # noqa: ANN001
+    """create must fail with `msg` and leave no state dir, process (the fixtures check cgroups and mounts)."""
+    b.write()
+    p = rt("create", *extra, "-b", b.path, b.id)
+    assert p.returncode == 1, p.err
+    lines = p.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ocirun: "), p.err
+    assert msg in lines[0], lines[0]
+    assert "Traceback" not in p.err
+    assert not os.path.exists(os.path.join(rt.root, b.id))
+    assert processes_in(b.path) == []
+    return lines[0]
+
+
+def test_unknown_namespace(rt, bundle):
+    b = bundle()
+    b.spec["linux"]["namespaces"].insert(2, {"type": "foo"})
+    line = fails(rt, b, msg="")
+    assert line == 'ocirun: config.json: linux.namespaces[2].type: unknown namespace "foo"'
+
+
+def test_invalid_json(rt, bundle):
+    b = bundle()
+    b.write()
+    with open(os.path.join(b.path, "config.json"), "a") as f:
+        f.write("{")
+    p = rt("create", "-b", b.path, b.id)
+    assert p.returncode == 1 and p.err.startswith("ocirun: config.json: invalid JSON")
+
+
+def test_missing_config(rt, tmp_path):
+    p = rt("create", "-b", str(tmp_path), "x1")
+    assert p.returncode == 1 and "config.json: no such file or directory" in p.err
+    assert not os.path.exists(os.path.join(rt.root, "x1"))
+
+
+def test_missing_rootfs(rt, bundle):
+    b = bundle()
+    b.spec["root"]["path"] = "nosuchroot"
+    fails(rt, b, msg="root.path")
+
+
+@pytest.mark.parametrize("cid", ["../evil", "a/b", "..", ".", "x y", ""])
+def test_bad_container_id(rt, bundle, cid):
+    b = bundle()
+    p = rt("create", "-b", b.path, cid)
+    assert p.returncode == 1 and "container id" in p.err, p.err
+    assert not os.path.exists(os.path.join(os.path.dirname(rt.root), "evil"))
+
+
+def test_bad_mount_source(rt, bundle):
+    b = bundle()
+    b.spec["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]})
+    fails(rt, b, msg="mounts[7].source: /no/such/dir: no such file or directory")
+
+
+def test_bad_mount_fs_fails_in_child(rt, bundle):
+    """A mount the kernel refuses fails inside the child: still cleaned up completely."""
+    b = bundle()
+    b.spec["mounts"].append({"destination": "/x", "type": "nosuchfs", "source": "none"})
+    fails(rt, b, msg="mounts[7]: mount none (nosuchfs) on /x: No such device")
+
+
+def test_proc_only_at_proc(rt, bundle):
+    b = bundle()
+    b.spec["mounts"].append({"destination": "/elsewhere", "type": "proc", "source": "proc"})
+    fails(rt, b, msg="may only be mounted at /proc")
+
+
+def test_missing_executable(rt, bundle):
+    b = bundle(["nosuchcmd"])
+    line = fails(rt, b, msg='exec: "nosuchcmd": executable file not found in $PATH')
+    assert "no such file or directory" in line.lower()
+
+
+def test_not_executable(rt, bundle):
+    b = bundle(["/etc/passwd"])
+    line = fails(rt, b, msg='exec: "/etc/passwd"')
+    assert "permission denied" in line.lower()
+
+
+def test_bad_cwd(rt, bundle):
+    b = bundle()
+    b.spec["process"]["cwd"] = "/no/such/dir"
+    fails(rt, b, msg="chdir to cwd /no/such/dir")
+
+
+def test_failing_prestart_hook(rt, bundle):
+    b = bundle()
+    b.spec["hooks"] = {"prestart": [{"path": "/bin/false"}]}
+    fails(rt, b, msg="hooks.prestart[0]: /bin/false: exited with status 1")
+
+
+def test_failing_create_container_hook(rt, bundle):
+    b = bundle()
+    b.spec["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]}
+    fails(rt, b, msg="hook /bin/sh exited with status 4")
+
+
+def test_hook_timeout(rt, bundle):
+    b = bundle()
+    b.spec["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}]}
+    fails(rt, b, msg="timed out after 1s")
+
+
+def test_unknown_capability(rt, bundle):
+    b = bundle()
+    b.spec["process"]["capabilities"]["bounding"].append("CAP_NOPE")
+    fails(rt, b, msg='process.capabilities.bounding[3]: unknown capability "CAP_NOPE"')
+
+
+def test_bad_rlimit(rt, bundle):
+    b = bundle()
+    b.spec["process"]["rlimits"] = [{"type": "RLIMIT_TEST", "soft": 1, "hard": 1}]
+    fails(rt, b, msg='unknown rlimit "RLIMIT_TEST"')
+
+
+def test_resource_refused_by_kernel(rt, bundle):
+    b = bundle()
+    b.spec["linux"]["resources"]["cpu"] = {"cpus": "999"}
+    fails(rt, b, msg="linux.resources.cpu.cpus")
+
+
+def test_json_log_has_one_error_line(rt, bundle, tmp_path):
+    b = bundle(["nosuchcmd"])
+    log = tmp_path / "log.json"
+    import subprocess
+
+    from conftest import ocirun_cmd
+
+    # --log-format=json before the command, as conmon passes it
+    p = subprocess.run([*ocirun_cmd(), "--root", rt.root, "--log", str(log), "--log-format=json", "create",
+                        "-b", b.path, b.id], capture_output=True, text=True)
+    assert p.returncode == 1
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and "executable file not found" in entry["msg"] and entry["time"]
+
+
+def test_unknown_flag_and_missing_args(rt):
+    p = rt("create", "--nosuchflag", "x")
+    assert p.returncode == 1 and "flag provided but not defined" in p.err
+    p = rt("start")
+    assert p.returncode == 1 and "usage" in p.err
