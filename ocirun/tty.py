@@ -52,7 +52,7 @@ class Relay:
         saved = None
         if os.isatty(0):
             saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what the user typed ahead
             _signal.signal(28, self._resize)
         p = select.poll()
         p.register(self.master, select.POLLIN)
