@@ -128,8 +128,8 @@ void do_propagate_root(struct child_ctx *c, unsigned long flags) {
   if (mount(NULL, "/", NULL, MS_REC | flags, NULL) < 0) die(c, errno, "set propagation of /");
 }
 
-void do_rootfs(struct child_ctx *c, const char *path) {
-  if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind mount rootfs %s", path);
+void do_rootfs(struct child_ctx *c, const char *path, int bind) {
+  if (bind && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind mount rootfs %s", path);
   c->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->root_fd < 0) die(c, errno, "open rootfs %s", path);
 }
@@ -279,7 +279,9 @@ void do_readonly(struct child_ctx *c, const char *path) {
 
 void do_pivot(struct child_ctx *c, int no_pivot) {
   if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
-  if (no_pivot) {
+  if (no_pivot == 2) { /* no mount namespace: nothing to move */
+    if (chroot(".") < 0) die(c, errno, "chroot");
+  } else if (no_pivot) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die(c, errno, "move rootfs to /");
     if (chroot(".") < 0) die(c, errno, "chroot");
   } else {

@@ -18,7 +18,7 @@ enum ocirun_op {
   OP_HOSTNAME,         /* name */
   OP_DOMAINNAME,       /* name */
   OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", MS_REC|flags) */
-  OP_ROOTFS,           /* path: bind it on itself and open it as the root of every later path */
+  OP_ROOTFS,           /* path, bind: (bind it on itself and) open it as the root of every later path */
   OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */
@@ -26,7 +26,7 @@ enum ocirun_op {
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
   OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
-  OP_PIVOT,            /* no_pivot */
+  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot), 2 chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
   OP_ROOT_READONLY,
   OP_SYSCTL,           /* key (with dots), value */

@@ -175,7 +175,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (setdomainname(a[0].s, a[0].len) < 0) die(c, errno, "setdomainname");
     break;
   case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
-  case OP_ROOTFS: do_rootfs(c, a[0].s); break;
+  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i); break;
   case OP_MOUNT: do_mount(c, a); break;
   case OP_MKNOD: do_mknod(c, a); break;
   case OP_BIND_DEV: do_bind_dev(c, a[0].s, a[1].s); break;

@@ -301,8 +301,8 @@ class Config:
         self.annotations = _obj(d.get("annotations", {}), "annotations")
         lx = d.get("linux")
         self.linux = Linux(_obj(lx, "linux")) if lx is not None else Linux({})
-        if (self.hostname or self.domainname) and not self.has_new_ns("uts"):
-            raise bad("hostname", "setting a hostname needs a new uts namespace")
+        if (self.hostname or self.domainname) and self.ns("uts") is None:
+            raise bad("hostname", "setting a hostname needs a uts namespace")
 
     def has_new_ns(self, t: str) -> bool:
         return any(n.type == t and not n.path for n in self.linux.namespaces)

@@ -125,6 +125,8 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
         return {}, None
     from ocirun import cgroups
 
+    if cfg.ns("mount") is None and cfg.mounts and warn:
+        warn("no mount namespace: mounts are not applied (they would change the host's mounts)")
     d = state.make_dir(o.root, o.cid)
     lock = state.Lock(d, o.cid)
     mgr = child = None
@@ -205,7 +207,8 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
                 mgr.add_pid(v)
         elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
             data["pid"] = child.pid
-            st = state.hook_state(data, "creating")
+            # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
+            st = state.hook_state(data, "created")
             hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st)
             hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st)
             child.go(st)
@@ -224,7 +227,9 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
 def _device_rules(cfg: config_mod.Config) -> list[dict]:
     rules = list(plan.DEFAULT_DEVICE_RULES)
     for d in cfg.linux.devices:
-        rules.append({"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+        if d.type != "p":  # fifos are not devices to the device controller
+            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
+                          "minor": d.minor, "access": "rwm"})
     return rules
 
 

@@ -282,8 +282,6 @@ def compile_create(
         raise bad("process", "is required to create a container")
     lx = cfg.linux
     plan = Plan()
-    if not cfg.has_new_ns("mount") and cfg.ns("mount") is None:
-        raise bad("linux.namespaces", "a mount namespace is required")
     joins = [n for n in lx.namespaces if n.path and n.type != "pid"]
     new = 0
     for n in lx.namespaces:
@@ -313,9 +311,16 @@ def compile_create(
         plan.add("HOSTNAME", "hostname", cfg.hostname)
     if cfg.domainname:
         plan.add("DOMAINNAME", "domainname", cfg.domainname)
+    if cfg.ns("mount") is None:
+        # No mount namespace: any mount would land in the host's. Only chroot, as a plain chroot runtime would.
+        plan.add("ROOTFS", "root.path", cfg.root_path, 0)
+        _hook_sync(plan, cfg)
+        plan.add("PIVOT", "root.path", 2)
+        _process_steps(plan, cfg, console_fd, no_new_keyring, seccomp, preserve_fds, listen_fd)
+        return plan
     plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation",
              MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
-    plan.add("ROOTFS", "root.path", cfg.root_path)
+    plan.add("ROOTFS", "root.path", cfg.root_path, 1)
     for i, m in enumerate(cfg.mounts):
         _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup_paths, cfg.has_new_ns("cgroup"))
     bind_devices = plan.new_user
@@ -330,16 +335,12 @@ def compile_create(
             plan.add("MKNOD", label, path, ifmt | mode, ma, mi, uid, gid)
     for target, link in DEV_SYMLINKS:
         plan.add("SYMLINK", "", target, link)
-    if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
-        plan.add("SYNC", "hooks", SYNC_HOOKS)
-    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
-        plan.add("HOOK", f"hooks.createContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+    _hook_sync(plan, cfg)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
     if lx.rootfs_propagation in ("shared", "unbindable"):
         plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", ROOTFS_PROPAGATION[lx.rootfs_propagation])
-    p = cfg.process
     if console_fd is not None:
-        rows, cols = p.console_size or (0, 0)
+        rows, cols = cfg.process.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
     for k, v in sorted(lx.sysctl.items()):
         plan.add("SYSCTL", f"linux.sysctl.{k}", k, v)
@@ -350,6 +351,24 @@ def compile_create(
         plan.add("MASK", f"linux.maskedPaths[{i}]", path)
     if cfg.root_readonly:
         plan.add("ROOT_READONLY", "root.readonly")
+    _process_steps(plan, cfg, None, no_new_keyring, seccomp, preserve_fds, listen_fd)
+    return plan
+
+
+def _hook_sync(plan: Plan, cfg: Config) -> None:
+    """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer."""
+    if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        plan.add("SYNC", "hooks", SYNC_HOOKS)
+    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
+        plan.add("HOOK", f"hooks.createContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+
+
+def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,
+                   seccomp: tuple[bytes, int, bool] | None, preserve_fds: int, listen_fd: int) -> None:
+    p = cfg.process
+    if console_fd is not None:
+        rows, cols = p.console_size or (0, 0)
+        plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
     if p.oom_score_adj is not None:
         plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
     if not no_new_keyring:
@@ -358,7 +377,6 @@ def compile_create(
         plan.add("RLIMIT", f"process.rlimits[{i}]", res, soft, hard)
     _user_steps(plan, p, seccomp)
     _exec_steps(plan, p, preserve_fds, listen_fd, seccomp, cfg.hooks.get("startContainer"))
-    return plan
 
 
 def compile_exec(

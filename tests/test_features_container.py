@@ -210,3 +210,32 @@ def test_hook_order(rt, bundle, tmp_path):
     rt("run", "-b", b.path, b.id, check=True)
     assert log.read_text().split() == ["prestart", "createRuntime", "createContainer", "startContainer",
                                        "process", "poststop"]
+
+
+def test_without_namespaces_inherits_the_hosts(rt, bundle):
+    """No namespace listed: each one is the runtime's own (runtime-tools linux_ns_itype), the root a chroot."""
+    b = bundle(["sleep", "1000"])
+    b.spec["linux"]["namespaces"] = []
+    del b.spec["hostname"]
+    b.write()
+    p = rt("run", "-d", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert "mounts are not applied" in p.err
+    pid = rt.state(b.id)["pid"]
+    for ns in ("pid", "mnt", "net", "ipc", "uts", "cgroup", "user"):
+        assert ns_inode(pid, ns) == ns_inode("self", ns), ns
+    assert os.readlink(f"/proc/{pid}/root") == b.rootfs
+    rt("delete", "-f", b.id, check=True)
+
+
+def test_device_cgroup_rules_in_config_order(rt, bundle):
+    b = bundle(["sleep", "1000"])
+    b.spec["linux"]["devices"] = [{"path": "/dev/fifo0", "type": "p"}]
+    b.spec["linux"]["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "r"}]
+    b.write()
+    rt("run", "-d", "-b", b.path, b.id, check=True)
+    with open(f"/sys/fs/cgroup/devices{b.cgroup}/devices.list") as f:
+        rules = f.read().split("\n")
+    assert "c 10:229 r" in rules and "c 1:3 rwm" in rules
+    rt("delete", "-f", b.id, check=True)
