@@ -1,11 +1,14 @@
 # cgroup v2 tests in a VM: boots Debian's kernel under qemu with a pure cgroup v2
 # hierarchy and runs pytest there on this tree (see tests/vm/README.md).
 #   make test-cgroup2                                   # -m cgroup2 tests
-#   make test-cgroup2 CGROUP2_TESTS="-m cgroup2 tests/test_cgroups.py -x"
+#   make test-cgroup2 CGROUP2_TESTS="-m cgroup2 tests/test_cgroups_v2.py -x"
 # Fails when the tests in the guest fail (exit 124: timeout, 125: the VM broke).
 CGROUP2_MK_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 CGROUP2_TESTS ?= -m cgroup2 tests
+# Built on the host first: the guest sees the host's tree (the native helper included)
+# and keeps nothing. Set before the include, or CGROUP2_DEPS= to skip.
+CGROUP2_DEPS ?= build
 
 .PHONY: test-cgroup2
-test-cgroup2:
+test-cgroup2: $(CGROUP2_DEPS)
 	CGROUP2_WORKDIR="$(CURDIR)" "$(CGROUP2_MK_DIR)/../tests/vm/run-cgroup2.sh" $(CGROUP2_TESTS)
