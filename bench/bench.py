@@ -50,6 +50,10 @@ class BenchError(Exception):
     """A runtime command failed; the message carries its exit status and stderr tail."""
 
 
+class CommandHang(BenchError):
+    """A runtime command had to be killed: the runtime is dropped from the rest of the bench."""
+
+
 class CommandTimeout(Exception):
     """A runtime command ran longer than CMD_TIMEOUT (raised from SIGALRM to interrupt wait4)."""
 
@@ -106,7 +110,7 @@ class Spawner:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 os.wait4(pid, 0)
-            raise BenchError(f"{' '.join(argv[-3:])}: timed out after {timeout:.0f} s") from None
+            raise CommandHang(f"{' '.join(argv[-3:])}: killed after {timeout:.0f} s") from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         fd = self.out_fd if capture else self.err_fd
@@ -253,12 +257,12 @@ class Worker:
         self.live.add(cid)
         return cid
 
-    def check(self, argv: list[str], what: str) -> tuple[float, int]:
-        """Run a runtime command that must exit 0; return (seconds, maxrss KiB)."""
-        status, secs, rss, err = self.spawner.run(argv)
+    def check(self, argv: list[str], what: str) -> float:
+        """Run a runtime command that must exit 0; return its wall time in seconds."""
+        status, secs, _, err = self.spawner.run(argv)
         if status != 0:
             raise BenchError(f"{what} exited {status}: {err_tail(err)}")
-        return secs, rss
+        return secs
 
     def force_delete(self, cid: str) -> None:
         """Best effort: kill and delete a container; never raises."""
@@ -294,8 +298,11 @@ class Worker:
         status, _, _, out = self.spawner.run([self.binary, "--version"], capture=True, timeout=10)
         version = out.strip().splitlines()[0] if status == 0 and out.strip() else f"(--version exited {status})"
         # One untimed run so the first timed sample does not pay for cold caches (binary, libraries, rootfs).
+        # A hang here (CommandHang) propagates: the main process then skips this runtime altogether.
         try:
             self.op_run({})
+        except CommandHang:
+            raise
         except BenchError:
             for cid in list(self.live):
                 self.force_delete(cid)
@@ -321,7 +328,7 @@ class Worker:
         """`run` of /bin/true in the foreground (create+start+wait+delete in one command)."""
         self._pause(req)
         cid = self.new_id()
-        secs, _ = self.check(self.rt("run", "--bundle", self.bundles["true"], cid), "run")
+        secs = self.check(self.rt("run", "--bundle", self.bundles["true"], cid), "run")
         self.live.discard(cid)
         return {"run": secs}
 
@@ -329,17 +336,17 @@ class Worker:
         """create, start, wait for exit, delete, each timed on its own."""
         self._pause(req)
         cid = self.new_id()
-        create, _ = self.check(self.rt("create", "--bundle", self.bundles["true"], cid), "create")
+        create = self.check(self.rt("create", "--bundle", self.bundles["true"], cid), "create")
         pidfd = os.pidfd_open(self.state_pid(cid))
         try:
-            start, _ = self.check(self.rt("start", cid), "start")
+            start = self.check(self.rt("start", cid), "start")
             t0 = time.perf_counter()
             if not select.select([pidfd], [], [], CMD_TIMEOUT)[0]:
                 raise BenchError("container did not exit")
             wait = time.perf_counter() - t0
         finally:
             os.close(pidfd)
-        delete, _ = self.check(self.rt("delete", cid), "delete")
+        delete = self.check(self.rt("delete", cid), "delete")
         self.live.discard(cid)
         return {"create": create, "start": start, "wait": wait, "delete": delete}
 
@@ -364,7 +371,7 @@ class Worker:
         total = 0.0
         for _ in range(int(req.get("n", SERIES_LEN))):
             cid = self.new_id()
-            secs, _ = self.check(self.rt("run", "--bundle", self.bundles["true"], cid), "run")
+            secs = self.check(self.rt("run", "--bundle", self.bundles["true"], cid), "run")
             self.live.discard(cid)
             total += secs
         return {"series": total}
@@ -382,7 +389,7 @@ class Worker:
         if not self.exec_id:
             raise BenchError("no exec container")
         self._pause(req)
-        secs, _ = self.check(self.rt("exec", self.exec_id, "/bin/true"), "exec")
+        secs = self.check(self.rt("exec", self.exec_id, "/bin/true"), "exec")
         return {"exec": secs}
 
     def op_exec_teardown(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -454,7 +461,7 @@ class Worker:
                 try:
                     reply: dict[str, Any] = {"ok": True, **ops[req["op"]](req)}
                 except (BenchError, OSError, ValueError, KeyError) as e:
-                    reply = {"ok": False, "error": str(e)}
+                    reply = {"ok": False, "error": str(e), "hung": isinstance(e, CommandHang)}
                     for cid in list(self.live):
                         if cid != self.exec_id:
                             self.force_delete(cid)
@@ -583,7 +590,7 @@ class Bench:
         for r in range(n):
             k = r % len(self.runtimes)
             order = self.runtimes[k:] + self.runtimes[:k]
-            yield r, [rt for rt in order if phase not in rt.disabled]
+            yield r, [rt for rt in order if rt in self.active(phase)]
 
     def ask(self, rt: Runtime, phase: str, req: dict[str, Any]) -> dict[str, Any] | None:
         """Send a request; on failure, report once and give up on the phase after repeated failures."""
@@ -596,10 +603,17 @@ class Bench:
         if n == 1:
             log(f"warning: {msg}")
             self.errors.append(msg)
-        if n >= MAX_CONSECUTIVE_FAILURES or reply.get("error", "").startswith("worker"):
+        if reply.get("hung") or reply.get("error", "").startswith("worker"):
+            rt.disabled["*"] = str(reply.get("error"))
+            log(f"warning: {rt.name}: dropped from the remaining benchmarks")
+        elif n >= MAX_CONSECUTIVE_FAILURES:
             rt.disabled[phase] = str(reply.get("error"))
             log(f"warning: {rt.name}: giving up on {phase}")
         return None
+
+    def active(self, phase: str) -> list[Runtime]:
+        """Runtimes not given up on, for this phase or for good."""
+        return [rt for rt in self.runtimes if phase not in rt.disabled and "*" not in rt.disabled]
 
     def phase_run(self) -> None:
         """Benchmark 1: the `run` lifecycle, back to back and idle."""
@@ -645,7 +659,7 @@ class Bench:
 
     def phase_exec(self) -> None:
         """Benchmark 4: exec /bin/true into a running `sleep 1000` container."""
-        for rt in self.runtimes:
+        for rt in self.active("exec"):
             self.ask(rt, "exec", {"op": "exec_setup"})
         try:
             for mode, n, idle in (("b2b", self.args.rounds, False), ("idle", self.args.idle_rounds, True)):
@@ -671,7 +685,7 @@ class Bench:
         lo: dict[str, int] = {}
         hi: dict[str, int] = {}
         active: list[Runtime] = []
-        for rt in self.runtimes:
+        for rt in self.active("memlimit"):
             r_hi = self.ask(rt, "memlimit", {"op": "memprobe", "limit": MEM_HI, "attempts": attempts})
             if not r_hi:
                 continue
@@ -779,6 +793,9 @@ def report(summary: dict[str, dict[str, dict[str, float]]], names: list[str], se
                 med, p10, p90 = (fmt(s[k] * scale, unit) for k in ("median", "p10", "p90"))
                 row.append(f"{med} [{p10}..{p90}]")
         for o in others:
+            if key.startswith("wait."):  # the container's own exit: not the runtime's doing
+                row.append("")
+                continue
             a, b = summary[key].get("ocirun"), summary[key].get(o)
             row.append(f"{a['median'] / b['median']:.2f}x" if a and b and b["median"] else "-")
         rows.append(row)
@@ -836,7 +853,11 @@ def resolve_runtimes(spec: str) -> tuple[list[tuple[str, str]], list[str]]:
         binary = shutil.which(path or name)
         if binary is None:
             where = path or "PATH"
-            note = " (the lead is still writing it; its column and ratios are left out)" if name == "ocirun" else ""
+            note = (
+                "; install it or pass --runtimes ocirun=/path/to/ocirun (no ratios without it)"
+                if name == "ocirun"
+                else ""
+            )
             skipped.append(f"{name}: not found on {where}, skipped{note}")
         else:
             found.append((name, os.path.abspath(binary)))
