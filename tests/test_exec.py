@@ -233,3 +233,46 @@ def test_preserve_fds(rt, ctr, tmp_path):
     assert sorted(p.stdout.split()) == ["0", "1", "2", "3", "4"]  # 4: ls's own directory fd
     p = rt("exec", "--preserve-fds", "40", ctr.id, "true")
     assert p.returncode == 255 and "preserved-fd" in p.err
+
+
+def test_seccomp_of_the_container_applies(rt, bundle):
+    b = bundle(["sleep", "1000"])
+    b.spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    b.write()
+    rt("create", "-b", b.path, b.id, check=True)
+    try:
+        rt("start", b.id, check=True)
+        p = rt("exec", b.id, "sh", "-c", "mkdir /tmp/x; grep Seccomp: /proc/self/status")
+        assert "Operation not permitted" in p.err, p.err
+        assert "Seccomp:\t2" in p.out
+    finally:
+        rt("delete", "-f", b.id)
+
+
+def test_user_namespace_container(rt, bundle, tmp_path):
+    b = bundle(["sleep", "1000"])
+    b.spec["linux"]["namespaces"].append({"type": "user"})
+    b.spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.write()
+    os.chown(b.rootfs, 100000, 100000)
+    d = b.path
+    while d != "/":  # pytest's tmp dirs are 0700: the mapped root must be able to reach the rootfs
+        os.chmod(d, os.stat(d).st_mode | 0o055)
+        d = os.path.dirname(d)
+    rt("create", "-b", b.path, b.id, check=True)
+    try:
+        rt("start", b.id, check=True)
+        init = init_pid(rt, b.id)
+        pid = exec_detached(rt, tmp_path, b.id, "sleep", "1000")
+        try:
+            for ns in ("user", "mnt", "pid", "net"):
+                assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/{init}/ns/{ns}"), ns
+            assert proc_status(pid)["Uid"].split()[0] == "100000"
+        finally:
+            kill(pid)
+        p = rt("exec", b.id, "id", "-u", check=True)
+        assert p.out == "0\n"
+    finally:
+        rt("delete", "-f", b.id)
