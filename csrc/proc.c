@@ -191,9 +191,18 @@ void do_find_exec(struct child_ctx *c, const char *argv0, const char *path) {
   die(c, ENOENT, "exec: \"%s\": executable file not found in $PATH", argv0);
 }
 
+static void exit_on_signal(int sig) { _exit(128 + sig); }
+
 void do_wait_start(struct child_ctx *c, int lfd) {
   /* From here on the init outlives `create`. */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  /* As pid 1 of its namespace the init ignores signals it has no handler for, so `kill` of a created
+   * container would do nothing: handle the terminating ones until execve resets them. */
+  static const int term[] = {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGPWR};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = exit_on_signal;
+  for (size_t i = 0; i < sizeof term / sizeof term[0]; i++) sigaction(term[i], &sa, NULL);
   if (send_msg(c->sync_fd, MSG_READY, 0, NULL, 0) < 0) die(c, errno, "report ready");
   close(c->sync_fd);
   c->sync_fd = -1;

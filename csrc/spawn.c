@@ -276,6 +276,17 @@ static void child_main(const char *plan, size_t len, int sync_fd) {
   int bad;
   /* The runtime may die while we are half set up: never survive it as a stray process. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* While we run the runtime's code inside the container's namespaces nobody there may open our
+   * /proc/PID/exe or memory (CVE-2019-5736 class); execve makes the user's program dumpable again. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  /* Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so reset every disposition. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < _NSIG; sig++) sigaction(sig, &sa, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   if (walk(plan, len, &c, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
   die(&c, EINVAL, "plan ended without exec");
 }

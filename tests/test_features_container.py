@@ -239,3 +239,22 @@ def test_device_cgroup_rules_in_config_order(rt, bundle):
         rules = f.read().split("\n")
     assert "c 10:229 r" in rules and "c 1:3 rwm" in rules
     rt("delete", "-f", b.id, check=True)
+
+
+def test_no_ignored_or_blocked_signals_leak(rt, bundle):
+    """The runtime (Python) ignores SIGPIPE/SIGXFSZ; ignored dispositions survive execve unless reset."""
+    b = bundle(["sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"])
+    out = run_out(rt, b).split("\n")
+    assert out[0].split() == ["SigIgn:", "0000000000000000"] or out[1].split() == ["SigIgn:", "0000000000000000"]
+    assert "SigBlk:\t0000000000000000" in out
+
+
+def test_term_kills_a_created_container(rt, bundle):
+    """pid 1 of a namespace ignores unhandled signals; a created container must still die on TERM (as runc's)."""
+    b = bundle(["sleep", "1000"])
+    rt("create", "-b", b.path, b.id, check=True)
+    rt("kill", b.id, "TERM", check=True)
+    from conftest import wait_stopped
+
+    wait_stopped(rt, b.id)
+    rt("delete", b.id, check=True)
