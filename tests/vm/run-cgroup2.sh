@@ -97,8 +97,9 @@ kver=${moddir##*/}
 
 # --- the guest command, in the host's own interpreter ---
 python=${PYTHON:-python3}
-# Resolve shims (pyenv) to the real binary: it is at the same path in the guest.
-python=$("$python" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+# Past shims (pyenv's execs the real binary), the path is the same in the guest. No
+# realpath: a venv's python is a symlink whose own path selects the venv.
+python=$("$python" -c 'import sys; print(sys.executable)')
 
 q() { # shell-quote for busybox sh
 	printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")"
@@ -112,7 +113,8 @@ trap 'exit 130' INT TERM
 ird=$tmp/initramfs
 mkdir -p "$ird"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$ird/bin/busybox"
-mknod "$ird/dev/console" c 5 1 # the kernel opens it for /init's stdio
+# The kernel opens it for /init's stdio (its built-in initramfs has one too, hence ok as non-root).
+mknod "$ird/dev/console" c 5 1 2>/dev/null || true
 install -m 0755 "$here/guest-init.sh" "$ird/init"
 cp "$here/guest-stage2.sh" "$ird/stage2.sh"
 
