@@ -227,9 +227,13 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
     break;
   case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
-  case OP_CHDIR:
+  case OP_CHDIR: {
+    char cwd[4096];
     if (chdir(a[0].s) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
+    /* A cwd reached through a magic link (/proc/self/fd/N) may lie outside our root: refuse it. */
+    if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') die(c, EPERM, "cwd %s is outside the container", a[0].s);
     break;
+  }
   case OP_FIND_EXEC: do_find_exec(c, a[0].s, a[1].s); break;
   case OP_CLOSE_FDS:
     /* Everything above stdio and the preserved fds is closed at execve: no host fd leaks in. */
@@ -271,6 +275,39 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
   return p == end ? 0 : -1;
 }
 
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Close every fd the plan does not name (CVE-2024-21626 class: a leaked host directory fd could become
+ * the container's cwd via /proc/self/fd/N). Kept: stdio and the preserved fds below CLOSE_FDS's
+ * argument, the sync socket, and the fds that SETNS, CONSOLE and WAIT_START steps use. */
+static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
+  const unsigned char *p = (const unsigned char *)plan + 8, *end = (const unsigned char *)plan + len;
+  uint32_t nsteps;
+  int keep[64], n = 0, first = 3;
+  memcpy(&nsteps, plan + 4, 4);
+  keep[n++] = sync_fd;
+  for (uint32_t i = 0; i < nsteps; i++) {
+    uint32_t op, nargs, llen;
+    const char *label;
+    if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0) return;
+    for (uint32_t k = 0; k < nargs; k++) {
+      if (read_arg(&p, end, &args_buf[k]) < 0) return;
+      if (k == 0 && args_buf[0].kind == ARG_INT && n < 64 &&
+          ((op == OP_SETNS) || op == OP_CONSOLE || op == OP_WAIT_START))
+        keep[n++] = (int)args_buf[0].i;
+      if (k == 0 && op == OP_CLOSE_FDS) first = (int)args_buf[0].i;
+    }
+  }
+  qsort(keep, n, sizeof keep[0], cmp_int);
+  unsigned int lo = (unsigned int)first;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < (int)lo) continue;
+    if ((unsigned int)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned int)keep[i] - 1, 0);
+    lo = (unsigned int)keep[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0U, 0);
+}
+
 static void child_main(const char *plan, size_t len, int sync_fd) {
   struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1};
   int bad;
@@ -287,6 +324,7 @@ static void child_main(const char *plan, size_t len, int sync_fd) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  close_unplanned_fds(plan, len, sync_fd);
   if (walk(plan, len, &c, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
   die(&c, EINVAL, "plan ended without exec");
 }

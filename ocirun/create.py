@@ -11,7 +11,7 @@ from ocirun.errors import OciError
 
 class CreateOpts:
     __slots__ = ("root", "cid", "bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "dry_run", "console_fd")
+                 "preserve_fds", "systemd_cgroup", "dry_run", "console_fd", "console_size")
 
     def __init__(self, root: str, cid: str, bundle: str = ".", **kw: object) -> None:
         self.root = root
@@ -25,6 +25,7 @@ class CreateOpts:
         self.systemd_cgroup = bool(kw.get("systemd_cgroup"))
         self.dry_run = bool(kw.get("dry_run"))
         self.console_fd = kw.get("console_fd")  # `run` with a terminal and no socket: our own socketpair
+        self.console_size = kw.get("console_size")  # (rows, cols) of the terminal `run` relays
 
 
 def _listen(d: str) -> int:
@@ -142,6 +143,8 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
         if o.console_socket:
             console_fd = _connect_console(o.console_socket)
             fds.append(console_fd)
+        if o.console_size and cfg.process.console_size is None:
+            cfg.process.console_size = o.console_size
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd, preserve_fds=o.preserve_fds,
                                 no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                                 cgroup_paths=mgr.paths(), seccomp=sec)

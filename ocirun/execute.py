@@ -72,6 +72,8 @@ def _exec(root: str, a: Args, out: Output) -> int:
 
                 relay = Relay()
                 console_fd = relay.child_end
+                if p.console_size is None:
+                    p.console_size = relay.host_size()
         pid = data["pid"]
         ns_fds = _open_namespaces(data, pid, fds)
         if not state.init_alive(data):  # the pid could have been reused while we opened its namespaces

@@ -60,6 +60,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
 
         relay = Relay()
         o.console_fd = relay.child_end
+        o.console_size = relay.host_size()
     try:
         data, child = create(o, out.warn)
     finally:

@@ -17,6 +17,19 @@ class Relay:
         self.child_end: int | None = b.detach()
         self.master = -1
 
+    @staticmethod
+    def host_size() -> tuple[int, int] | None:
+        """Our terminal's (rows, cols): the child sets them on the pty before it execs, so nothing races."""
+        import fcntl
+        import struct
+        import termios
+
+        try:
+            rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            return None
+        return (rows, cols) if rows and cols else None
+
     def close_child_end(self) -> None:
         if self.child_end is not None:
             os.close(self.child_end)
