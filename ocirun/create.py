@@ -119,7 +119,7 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
     if o.dry_run:
         p = plan.compile_create(cfg, listen_fd=-1, console_fd=-1 if cfg.process.terminal else None,
                                 preserve_fds=o.preserve_fds, no_pivot=o.no_pivot,
-                                no_new_keyring=o.no_new_keyring, cgroup_paths=None,
+                                no_new_keyring=o.no_new_keyring, cgroup=None,
                                 seccomp=_seccomp(cfg, o.root)[0])
         executor.check(p)
         print(p.describe())
@@ -147,7 +147,7 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
             cfg.process.console_size = o.console_size
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd, preserve_fds=o.preserve_fds,
                                 no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
-                                cgroup_paths=mgr.paths(), seccomp=sec)
+                                cgroup=mgr.to_state(), seccomp=sec)
         data = {
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",

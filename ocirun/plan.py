@@ -178,8 +178,7 @@ def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, 
     return flags, prop, ",".join(data), attr_set, attr_clr
 
 
-def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup_paths: dict[str, str] | None,
-                 cgroupns: bool) -> None:
+def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) -> None:
     flags, prop, data, aset, aclr = parse_mount_options(m.options, label)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
     if m.type in ("proc", "sysfs") and not is_bind:
@@ -187,7 +186,7 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup_paths: di
         if os.path.normpath(m.destination) != want:
             raise bad(f"{label}.destination", f"{m.type} may only be mounted at {want}")
     if m.type == "cgroup" and not is_bind:
-        _cgroup_mount_steps(plan, m, label, flags, cgroup_paths or {}, cgroupns)
+        _cgroup_mount_steps(plan, m, label, flags, cgroup)
         return
     if is_bind:
         src = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
@@ -201,23 +200,20 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup_paths: di
         plan.add("MOUNT", label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
 
 
-def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, paths: dict[str, str],
-                        cgroupns: bool) -> None:
-    """`cgroup` mounts: cgroup2 on v2 hosts; on v1 a tmpfs with each hierarchy's container dir bound in."""
+def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: dict) -> None:
+    """`cgroup` mounts: cgroup2 on v2 hosts; on v1 a tmpfs with each hierarchy's container dir bound in,
+    named as on the host (cpu, memory, systemd, unified…), as runc does."""
     ro = flags & MS_RDONLY
-    if paths.get("") and len(paths) == 1:  # pure v2: the whole hierarchy, or our subtree in a cgroupns
+    if cgroup.get("mode") == "v2":  # in a cgroup namespace the kernel shows our own cgroup as the root
         plan.add("MOUNT", label, "cgroup2", m.destination, "cgroup2", flags, "", 0, 0, 0, 0)
         return
     base = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    dest = m.destination.rstrip("/")
     plan.add("MOUNT", label, "tmpfs", m.destination, "tmpfs", base, "mode=755", 0, 0, 0, 0)
-    for name, host_dir in sorted(paths.items()):
-        if not name:
-            name = "unified"
-        dest = f"{m.destination.rstrip('/')}/{name}"
-        plan.add("MOUNT", label, host_dir, dest, "", MS_BIND | base | ro, "", 0, 1, 0, 0)
-        if "," in name:  # cpu,cpuacct comounts get their per-controller names as links
-            for part in name.split(","):
-                plan.add("SYMLINK", label, name, f"{m.destination.rstrip('/')}/{part}")
+    mounts = cgroup.get("mounts", {})
+    for key, host_dir in sorted(cgroup.get("paths", {}).items()):
+        name = os.path.basename(mounts.get(key, key)) or key
+        plan.add("MOUNT", label, host_dir, f"{dest}/{name}", "", MS_BIND | base | ro, "", 0, 1, 0, 0)
     if ro:
         plan.add("READONLY", label, m.destination)
 
@@ -274,7 +270,7 @@ def compile_create(
     preserve_fds: int = 0,
     no_pivot: bool = False,
     no_new_keyring: bool = False,
-    cgroup_paths: dict[str, str] | None = None,
+    cgroup: dict | None = None,
     seccomp: tuple[bytes, int, bool] | None = None,
 ) -> Plan:
     """The plan for a container's init (create/run)."""
@@ -322,7 +318,7 @@ def compile_create(
              MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
     plan.add("ROOTFS", "root.path", cfg.root_path, 1)
     for i, m in enumerate(cfg.mounts):
-        _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup_paths, cfg.has_new_ns("cgroup"))
+        _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})
     bind_devices = plan.new_user
     devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
     devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]

@@ -112,6 +112,7 @@ def bundle(tmp_path, rootfs_template: str):  # noqa: ANN001, ANN201
     yield make
     for b in made:
         assert not _mounted_under(b.path), f"mounts left under {b.path}"
+        assert not os.path.exists(f"/sys/fs/cgroup{b.cgroup}"), f"cgroup left: {b.cgroup}"
         for ctrl in os.listdir("/sys/fs/cgroup"):
             assert not os.path.exists(f"/sys/fs/cgroup/{ctrl}{b.cgroup}"), f"cgroup left: {ctrl}{b.cgroup}"
 

@@ -160,6 +160,7 @@ def test_join_existing_namespace_by_path(rt, bundle):
     rt("delete", "-f", a.id, check=True)
 
 
+@pytest.mark.skipif(not os.path.exists("/sys/fs/cgroup/memory"), reason="needs cgroup v1 hierarchies")
 def test_in_cgroup_v1(rt, bundle):
     b = bundle(["sleep", "1000"])
     b.spec["linux"]["resources"]["memory"] = {"limit": 64 << 20}
@@ -256,3 +257,15 @@ def test_term_kills_a_created_container(rt, bundle):
 
     wait_stopped(rt, b.id)
     rt("delete", b.id, check=True)
+
+
+def test_cgroup_mount_shows_the_containers_own_cgroups(rt, bundle):
+    b = bundle(["sh", "-c", "ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/pids.max"])
+    b.spec["linux"]["resources"]["pids"] = {"limit": 77}
+    if not any(m["type"] == "cgroup" for m in b.spec["mounts"]):
+        b.spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    out = run_out(rt, b).split()
+    if os.path.exists("/sys/fs/cgroup/pids/cgroup.procs"):  # v1: one directory per hierarchy
+        assert {"cpu", "memory", "pids", "devices", "freezer"} <= set(out)
+    assert out[-1] == "77"
