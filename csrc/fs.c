@@ -30,77 +30,114 @@ static int openat2_in_root(int root, const char *path, int flags, unsigned long 
 }
 
 /* Resolve `path` inside the root, creating missing directories (and the last component as a file if
- * want_file) when `create` is set. Returns an O_PATH fd, or -1 with *err set. */
+ * want_file) when `create` is set; symlinks are followed by hand, always relative to the root, as
+ * securejoin's MkdirAll does. Returns an O_PATH fd, or -1 with *err set. */
+#define MAX_DEPTH 256
 static int resolve_flags(int root, const char *path, int create, int want_file, unsigned long long resolve, int *err) {
   int fd = openat2_in_root(root, path, O_PATH, resolve);
   if (fd >= 0 || !create || errno != ENOENT) {
     *err = fd < 0 ? errno : 0;
     return fd;
   }
-  char buf[4096];
-  size_t n = strlen(path);
-  if (n >= sizeof buf) {
+  /* The queue of components still to walk; symlink targets are spliced in front. */
+  char queue[8192], target[4096];
+  size_t qlen = strlen(path);
+  if (qlen >= sizeof queue) {
     *err = ENAMETOOLONG;
     return -1;
   }
-  memcpy(buf, path, n + 1);
-  /* Walk the prefixes; create each missing component under its (safely resolved) parent. */
-  char *p = buf;
-  while (*p == '/') p++;
-  for (;;) {
-    char *slash = strchr(p, '/');
-    int last = 0;
-    if (slash) *slash = 0; else last = 1;
-    if (*p) {
-      int cfd = openat2_in_root(root, buf, O_PATH, resolve);
-      if (cfd < 0 && errno == ENOENT) {
-        char *base = strrchr(buf, '/');
-        int pfd;
-        const char *name;
-        if (base) {
-          *base = 0;
-          pfd = openat2_in_root(root, buf, O_PATH | O_DIRECTORY, resolve);
-          *base = '/';
-          name = base + 1;
-        } else {
-          pfd = openat2_in_root(root, ".", O_PATH | O_DIRECTORY, resolve);
-          name = buf;
-        }
-        if (pfd < 0) {
-          *err = errno;
-          return -1;
-        }
-        int r;
-        if (last && want_file) {
-          r = mknodat(pfd, name, S_IFREG | 0644, 0);
-        } else {
-          r = mkdirat(pfd, name, 0755);
-        }
-        int e = errno;
-        close(pfd);
-        if (r < 0 && e != EEXIST) {
-          *err = e;
-          return -1;
-        }
-        cfd = openat2_in_root(root, buf, O_PATH, resolve);
-      }
-      if (cfd < 0) {
-        *err = errno;
-        return -1;
-      }
-      if (last) {
-        *err = 0;
-        return cfd;
-      }
-      close(cfd);
-    } else if (last) {
-      break;
-    }
-    if (!slash) break;
-    *slash = '/';
-    p = slash + 1;
+  memcpy(queue, path, qlen + 1);
+  int stack[MAX_DEPTH], depth = 0, links = 0;
+  stack[0] = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (stack[0] < 0) {
+    *err = errno;
+    return -1;
   }
-  return openat2_in_root(root, path, O_PATH, resolve);
+  char *q = queue;
+  for (;;) {
+    while (*q == '/') q++;
+    if (!*q) break;
+    char *slash = strchr(q, '/');
+    size_t clen = slash ? (size_t)(slash - q) : strlen(q);
+    char comp[256];
+    if (clen >= sizeof comp) {
+      *err = ENAMETOOLONG;
+      goto fail;
+    }
+    memcpy(comp, q, clen);
+    comp[clen] = 0;
+    q += clen;
+    int last = 1;
+    for (const char *r = q; *r; r++)
+      if (*r != '/') {
+        last = 0;
+        break;
+      }
+    if (!strcmp(comp, ".")) continue;
+    if (!strcmp(comp, "..")) { /* never above the root */
+      if (depth > 0) close(stack[depth--]);
+      continue;
+    }
+    int cfd = openat(stack[depth], comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0 && errno == ENOENT) {
+      int r = (last && want_file) ? mknodat(stack[depth], comp, S_IFREG | 0644, 0) : mkdirat(stack[depth], comp, 0755);
+      if (r < 0 && errno != EEXIST) {
+        *err = errno;
+        goto fail;
+      }
+      cfd = openat(stack[depth], comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (cfd < 0) {
+      *err = errno;
+      goto fail;
+    }
+    struct stat st;
+    if (fstat(cfd, &st) < 0) {
+      *err = errno;
+      close(cfd);
+      goto fail;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (resolve & RESOLVE_NO_SYMLINKS) {
+        *err = ELOOP;
+        close(cfd);
+        goto fail;
+      }
+      ssize_t n = readlinkat(cfd, "", target, sizeof target - 1);
+      close(cfd);
+      if (n < 0 || ++links > 40) {
+        *err = n < 0 ? errno : ELOOP;
+        goto fail;
+      }
+      target[n] = 0;
+      size_t rest = strlen(q);
+      if ((size_t)n + 1 + rest >= sizeof queue) {
+        *err = ENAMETOOLONG;
+        goto fail;
+      }
+      /* queue := target + "/" + rest (rest may overlap queue: move it first) */
+      memmove(queue + n + 1, q, rest + 1);
+      memcpy(queue, target, (size_t)n);
+      queue[n] = '/';
+      q = queue;
+      if (target[0] == '/')
+        while (depth > 0) close(stack[depth--]);
+      continue;
+    }
+    if (depth + 1 >= MAX_DEPTH) {
+      *err = ENAMETOOLONG;
+      close(cfd);
+      goto fail;
+    }
+    stack[++depth] = cfd;
+  }
+  *err = 0;
+  fd = stack[depth];
+  for (int i = 0; i < depth; i++) close(stack[i]);
+  return fd;
+fail:
+  while (depth >= 0) close(stack[depth--]);
+  return -1;
 }
 
 int resolve_in_root(int root_fd, const char *path, int create, int want_file, int *err) {
