@@ -33,8 +33,14 @@ run: install bundle
 lint: deps
 	ruff check ocirun tests bundles tools spec-conformance bench
 
+# The cgroup v2 half runs in a qemu guest with a pure cgroup v2 kernel (mk/cgroup2.mk, tests/vm/).
+CGROUP2_TESTS ?= -p no:hypothesispytest -p no:benchmark -p no:cacheprovider -q -ra tests/test_cgroup2_container.py \
+	tests/test_cgroups_v2.py tests/vm/test_guest_cgroup2.py tests/test_lifecycle.py
+CGROUP2_DEPS ?=
+
 test: install lint
 	$(PY) -m pytest -q -ra tests spec-conformance
+	$(MAKE) --no-print-directory test-cgroup2
 
 clean:
 	rm -rf ocirun/_native*.so ocirun/_native.c csrc/*.o build $(BUNDLE)

@@ -82,7 +82,12 @@ def cmd_kill(g: Args, a: Args, out: Output) -> int:
 def cmd_delete(g: Args, a: Args, out: Output) -> int:
     from ocirun.lifecycle import delete
 
-    delete(_root(g), a.pos[0], bool(a.force), out.warn)
+    try:
+        delete(_root(g), a.pos[0], bool(a.force), out.warn)
+    except OciError as e:
+        # As runc: --force on a missing container succeeds, so podman's cleanup after a failed create stays quiet.
+        if not (a.force and e.why == "does not exist"):
+            raise
     return 0
 
 
@@ -174,32 +179,30 @@ def _running(g: Args, cid: str) -> tuple[str, dict, str]:
     return root, data, state.status(data)
 
 
-def cmd_pause(g: Args, a: Args, out: Output) -> int:
-    root, data, st = _running(g, a.pos[0])
-    if st != "running":
-        raise OciError(f'container "{a.pos[0]}"', f"container not running: {st}")
-    lock = state.Lock(state.container_dir(root, a.pos[0]), a.pos[0])
+def _set_paused(g: Args, cid: str, paused: bool) -> int:
+    """Freeze or thaw the container's cgroup; state.json remembers it so `state` can say "paused"."""
+    root, data, st = _running(g, cid)
+    want = "running" if paused else "paused"
+    if st != want:
+        raise OciError(f'container "{cid}"', f"container not {want}: {st}")
+    d = state.container_dir(root, cid)
+    lock = state.Lock(d, cid)
     try:
-        _manager(data).freeze()
-        data["paused"] = True
-        state.save(state.container_dir(root, a.pos[0]), data)
+        mgr = _manager(data)
+        mgr.freeze() if paused else mgr.thaw()
+        data["paused"] = paused
+        state.save(d, data)
     finally:
         lock.release()
     return 0
+
+
+def cmd_pause(g: Args, a: Args, out: Output) -> int:
+    return _set_paused(g, a.pos[0], True)
 
 
 def cmd_resume(g: Args, a: Args, out: Output) -> int:
-    root, data, st = _running(g, a.pos[0])
-    if st != "paused":
-        raise OciError(f'container "{a.pos[0]}"', f"container not paused: {st}")
-    lock = state.Lock(state.container_dir(root, a.pos[0]), a.pos[0])
-    try:
-        _manager(data).thaw()
-        data["paused"] = False
-        state.save(state.container_dir(root, a.pos[0]), data)
-    finally:
-        lock.release()
-    return 0
+    return _set_paused(g, a.pos[0], False)
 
 
 def _duration(s: str) -> float:

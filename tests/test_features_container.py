@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from conftest import ns_inode, proc_status
@@ -269,3 +270,24 @@ def test_cgroup_mount_shows_the_containers_own_cgroups(rt, bundle):
     if os.path.exists("/sys/fs/cgroup/pids/cgroup.procs"):  # v1: one directory per hierarchy
         assert {"cpu", "memory", "pids", "devices", "freezer"} <= set(out)
     assert out[-1] == "77"
+
+
+def test_pause_resume_v1_freezer(rt, bundle):
+    b = bundle(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done"], readonly=False)
+    b.write()
+    rt("run", "-d", "-b", b.path, b.id, check=True)
+    time.sleep(0.3)
+    rt("pause", b.id, check=True)
+    assert rt.state(b.id)["status"] == "paused"
+    p = rt("pause", b.id)
+    assert p.returncode == 1 and "not running: paused" in p.err
+    with open(os.path.join(b.rootfs, "tmp/n")) as f:
+        n1 = f.read()
+    time.sleep(0.4)
+    with open(os.path.join(b.rootfs, "tmp/n")) as f:
+        assert f.read() == n1  # frozen: no progress
+    rt("resume", b.id, check=True)
+    assert rt.state(b.id)["status"] == "running"
+    p = rt("resume", b.id)
+    assert p.returncode == 1 and "not paused: running" in p.err
+    rt("delete", "-f", b.id, check=True)

@@ -166,3 +166,9 @@ def test_version_and_help():
     assert p.returncode == 0 and p.stdout.startswith("ocirun version ") and "\nspec: 1." in p.stdout
     p = subprocess.run([*ocirun_cmd(), "nosuchcmd"], capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.startswith("ocirun: ")
+
+
+def test_delete_force_missing_container(rt):
+    """runc's contract: `delete --force` of a container that does not exist succeeds silently (podman cleanup)."""
+    p = rt("delete", "--force", "nosuch")
+    assert p.returncode == 0 and p.err == "", p.err
