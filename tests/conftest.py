@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -18,11 +17,22 @@ from mkbundle import make_rootfs  # noqa: E402
 
 from ocirun.specgen import default_spec  # noqa: E402
 
+_LAUNCHER: list[str] = []
+
 
 def ocirun_cmd() -> list[str]:
-    """The installed launcher when present (what users run), else the module from this checkout."""
-    exe = shutil.which("ocirun")
-    return [exe] if exe else [sys.executable, "-m", "ocirun.cli"]
+    """A launcher for this checkout (the same fast one `make install` writes), so the tests exercise this
+    tree even when /usr/local/bin/ocirun points at another."""
+    if not _LAUNCHER:
+        import tempfile
+
+        sys.path.insert(0, os.path.join(ROOT, "tools"))
+        from install_launcher import main as install
+
+        dest = os.path.join(tempfile.mkdtemp(prefix="ocirun-launcher-"), "ocirun")
+        install(dest)
+        _LAUNCHER.append(dest)
+    return list(_LAUNCHER)
 
 
 class Runtime:
