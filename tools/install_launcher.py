@@ -1,7 +1,10 @@
 """Write the `ocirun` launcher: python -I -S with the project and its dependencies put on sys.path directly.
 
 `site` costs ~6 ms on every call and pip's console-script wrapper more; the runtime is timed per command,
-so the launcher skips both and names the paths it needs.
+so the launcher skips both and names the paths it needs. `-X frozen_modules=on` (one shebang argument:
+`-ISXfrozen_modules=on`) takes os, io, codecs... from the interpreter's frozen copies (~6 ms less on an
+interpreter where it defaults off, as this pyenv build). The package's bytecode is compiled here, because
+the launcher must never pay for compiling (and a read-only checkout could not cache it).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ def main(dest: str) -> None:
     purelib = sysconfig.get_paths()["purelib"]
     if purelib not in paths:
         paths.append(purelib)
+    import compileall
+
+    compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
     text = (
-        f"#!{sys.executable} -IS\n"
+        f"#!{sys.executable} -ISXfrozen_modules=on\n"
         f"import sys\nsys.path[0:0] = {paths!r}\n"
         "from ocirun.cli import main\nmain()\n"
     )
