@@ -50,6 +50,7 @@ enum ocirun_op {
   OP_EXEC,             /* argc, argv..., envc, env... */
   OP_PERSONALITY,      /* domain */
   OP_CGROUP_NS_UNSHARE,/* unshare(CLONE_NEWCGROUP) once the parent placed us */
+  OP_WRITE_ATTR,       /* file, value: an LSM label for the coming execve (/proc/self/attr/...) */
   OP_MAX
 };
 

@@ -158,6 +158,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     }
     break;
   case OP_UNSHARE: do_unshare(c, (unsigned long)a[0].i); break;
+  case OP_WRITE_ATTR: write_proc_self(c, a[0].s, a[1].s); break;
   case OP_CGROUP_NS_UNSHARE:
     if (unshare(CLONE_NEWCGROUP) < 0) die(c, errno, "unshare(CLONE_NEWCGROUP)");
     break;

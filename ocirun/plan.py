@@ -7,7 +7,7 @@ str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints
 from __future__ import annotations
 
 import os
-import struct
+from _struct import Struct, pack  # the `struct` wrapper module is one more file to import
 
 from ocirun.config import NAMESPACES, Config, Mount, Process, bad
 from ocirun.errors import OciError
@@ -19,6 +19,7 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
+    "WRITE_ATTR",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -118,12 +119,12 @@ class Plan:
 
     def encode(self) -> bytes:
         """The wire format of csrc/plan.h."""
-        out = [b"OCIP", struct.pack("<I", len(self.steps))]
-        pack_i = struct.Struct("<Bq").pack
-        pack_n = struct.Struct("<I").pack
+        out = [b"OCIP", pack("<I", len(self.steps))]
+        pack_i = Struct("<Bq").pack
+        pack_n = Struct("<I").pack
         for st in self.steps:
             label = st.label.encode()
-            out.append(struct.pack("<II", OPCODE[st.op], len(st.args)))
+            out.append(pack("<II", OPCODE[st.op], len(st.args)))
             out.append(pack_n(len(label)) + label + b"\0")
             for a in st.args:
                 if isinstance(a, int):
@@ -246,6 +247,11 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
                 seccomp: tuple[bytes, int, bool] | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
+    if p.apparmor_profile or p.selinux_label:
+        from ocirun.lsm import exec_attrs
+
+        for label, path, value in exec_attrs(p):
+            plan.add("WRITE_ATTR", label, path, value)
     path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
     plan.add("FIND_EXEC", "process.args", p.args[0], path)
     if seccomp and seccomp[2]:
@@ -316,6 +322,10 @@ def compile_create(
         return plan
     plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation",
              MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
+    if lx.mount_label:
+        from ocirun.lsm import check_mount_label
+
+        check_mount_label(lx.mount_label)
     plan.add("ROOTFS", "root.path", cfg.root_path, 1)
     for i, m in enumerate(cfg.mounts):
         _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})

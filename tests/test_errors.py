@@ -166,3 +166,26 @@ def test_unknown_flag_and_missing_args(rt):
     assert p.returncode == 1 and "flag provided but not defined" in p.err
     p = rt("start")
     assert p.returncode == 1 and "usage" in p.err
+
+
+def test_apparmor_profile_without_apparmor(rt, bundle):
+    from ocirun.lsm import apparmor_enabled
+
+    if apparmor_enabled():
+        pytest.skip("host has AppArmor")
+    b = bundle()
+    b.spec["process"]["apparmorProfile"] = "docker-default"
+    fails(rt, b, msg='process.apparmorProfile: "docker-default": AppArmor is not enabled on this host')
+
+
+def test_selinux_labels_without_selinux(rt, bundle):
+    from ocirun.lsm import selinux_enabled
+
+    if selinux_enabled():
+        pytest.skip("host has SELinux")
+    b = bundle()
+    b.spec["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
+    fails(rt, b, msg="process.selinuxLabel")
+    b.spec["process"]["selinuxLabel"] = ""
+    b.spec["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
+    fails(rt, b, msg="linux.mountLabel")
