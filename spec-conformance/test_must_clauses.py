@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from ocirun_fixtures import ns_inode, wait_stopped
+from ocitest import ns_inode, wait_stopped
 
 
 def test_state_fields(rt, bundle):

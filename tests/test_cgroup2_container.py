@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from conftest import ns_inode
+from ocitest import ns_inode
 
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 pytestmark = [pytest.mark.cgroup2, pytest.mark.skipif(not V2, reason="needs a pure cgroup v2 host")]

@@ -149,7 +149,7 @@ def test_json_log_has_one_error_line(rt, bundle, tmp_path):
     log = tmp_path / "log.json"
     import subprocess
 
-    from conftest import ocirun_cmd
+    from ocitest import ocirun_cmd
 
     # --log-format=json before the command, as conmon passes it
     p = subprocess.run([*ocirun_cmd(), "--root", rt.root, "--log", str(log), "--log-format=json", "create",

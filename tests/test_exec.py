@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, ocirun_cmd, proc_status, wait_stopped
+from ocitest import ROOT, ocirun_cmd, proc_status, wait_stopped
 from test_tty import pty_run
 
 # CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE: the default spec's set

@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from conftest import ns_inode, proc_status
+from ocitest import ns_inode, proc_status
 
 from ocirun.capabilities import caps_to_mask
 
@@ -254,7 +254,7 @@ def test_term_kills_a_created_container(rt, bundle):
     b = bundle(["sleep", "1000"])
     rt("create", "-b", b.path, b.id, check=True)
     rt("kill", b.id, "TERM", check=True)
-    from conftest import wait_stopped
+    from ocitest import wait_stopped
 
     wait_stopped(rt, b.id)
     rt("delete", b.id, check=True)

@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from conftest import wait_stopped
+from ocitest import wait_stopped
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_no_host_fds_reach_the_container(rt, bundle, tmp_path):
     try:
         import subprocess
 
-        from conftest import ocirun_cmd
+        from ocitest import ocirun_cmd
 
         p = subprocess.run([*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id], capture_output=True,
                            text=True, pass_fds=(leak,))
@@ -142,7 +142,7 @@ def test_preserve_fds_passes_exactly_n(rt, bundle, tmp_path):
     try:
         import subprocess
 
-        from conftest import ocirun_cmd
+        from ocitest import ocirun_cmd
 
         def child_setup() -> None:
             os.dup2(fd3, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import ns_inode, wait_stopped
+from ocitest import ns_inode, wait_stopped
 
 from ocirun.state import proc_stat
 
@@ -160,7 +160,7 @@ def test_dry_run_prints_plan_and_changes_nothing(rt, bundle):
 def test_version_and_help():
     import subprocess
 
-    from conftest import ocirun_cmd
+    from ocitest import ocirun_cmd
 
     p = subprocess.run([*ocirun_cmd(), "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.startswith("ocirun version ") and "\nspec: 1." in p.stdout

@@ -14,7 +14,7 @@ import struct
 import termios
 import time
 
-from conftest import ROOT, ocirun_cmd
+from ocitest import ROOT, ocirun_cmd
 
 
 def pty_run(argv: list[str], *, rows: int = 33, cols: int = 101, stdin: bytes = b"",

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import wait_stopped
+from ocitest import wait_stopped
 
 from ocirun import cgroups
 from ocirun.update import parse_size
