@@ -21,6 +21,7 @@ build: deps
 	$(PY) -m ocirun._build_c
 
 install: build
+	@mkdir -p $(PREFIX)/bin
 	$(PY) tools/install_launcher.py $(PREFIX)/bin/ocirun
 
 bundle: deps
