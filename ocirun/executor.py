@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import struct
+from _struct import Struct  # the `struct` wrapper module is one more file to import
 
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
 MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 100, 101
-_HDR = struct.Struct("<IiI")
+_HDR = Struct("<IiI")
 
 
 class Child:
