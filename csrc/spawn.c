@@ -318,10 +318,10 @@ static void child_main(const char *plan, size_t len, int sync_fd) {
    * /proc/PID/exe or memory (CVE-2019-5736 class); execve makes the user's program dumpable again. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so reset every disposition. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < _NSIG; sig++) sigaction(sig, &sa, NULL);
+  /* The raw syscall: glibc's sigaction() refuses its two internal signals (32, 33), yet a caller may
+   * have them ignored, and that too would reach the container. */
+  struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } ksa = {SIG_DFL, 0, NULL, 0};
+  for (int sig = 1; sig < _NSIG; sig++) syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);

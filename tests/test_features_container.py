@@ -245,8 +245,26 @@ def test_device_cgroup_rules_in_config_order(rt, bundle):
 
 def test_no_ignored_or_blocked_signals_leak(rt, bundle):
     """The runtime (Python) ignores SIGPIPE/SIGXFSZ; ignored dispositions survive execve unless reset."""
+    import ctypes
+    import subprocess
+
+    from ocitest import ocirun_cmd
+
     b = bundle(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])  # not via sh: ash ignores SIGQUIT
-    assert run_out(rt, b).split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+
+    def ignore_more() -> None:
+        """Also ignore glibc's internal signals 32/33 (sigaction() can't reset those) and block one."""
+        ksa = (ctypes.c_ulong * 4)(1, 0, 0, 0)  # SIG_IGN
+        libc = ctypes.CDLL(None)
+        for sig in (32, 33):
+            libc.syscall(13, sig, ksa, None, 8)  # rt_sigaction
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+
+    import signal
+
+    p = subprocess.run([*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id], capture_output=True, text=True,
+                       preexec_fn=ignore_more)
+    assert p.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"], p.stderr
 
 
 def test_term_kills_a_created_container(rt, bundle):
