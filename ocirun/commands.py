@@ -248,18 +248,24 @@ def cmd_events(g: Args, a: Args, out: Output) -> int:
         raise OciError("--interval", "duration interval must be greater than 0")
     ooms = mgr.oom_kill_count()
     next_stats = 0.0
-    while state.init_alive(data):
-        now = time.monotonic()
+
+    def report_ooms() -> None:
+        nonlocal ooms
         n = mgr.oom_kill_count()
         if n > ooms:
             ooms = n
             sys.stdout.write(jsonio.dumps({"type": "oom", "id": cid}) + "\n")
             sys.stdout.flush()
+
+    while state.init_alive(data):
+        now = time.monotonic()
+        report_ooms()
         if now >= next_stats:
             sys.stdout.write(jsonio.dumps({"type": "stats", "id": cid, "data": mgr.stats()}) + "\n")
             sys.stdout.flush()
             next_stats = now + interval
         time.sleep(min(0.2, interval))
+    report_ooms()  # the OOM kill that ended the container
     return 0
 
 
