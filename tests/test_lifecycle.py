@@ -172,3 +172,19 @@ def test_delete_force_missing_container(rt):
     """runc's contract: `delete --force` of a container that does not exist succeeds silently (podman cleanup)."""
     p = rt("delete", "--force", "nosuch")
     assert p.returncode == 0 and p.err == "", p.err
+
+
+def test_run_forwards_signals(rt, bundle):
+    """Foreground `run` passes signals on to the container and exits with its status."""
+    import signal
+    import subprocess
+
+    from ocitest import ocirun_cmd
+
+    b = bundle(["sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"])
+    p = subprocess.Popen([*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id], stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 7
+    assert rt("state", b.id).returncode == 1  # deleted after
