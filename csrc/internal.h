@@ -11,6 +11,8 @@ struct child_ctx {
   uint32_t state_len;
   char exec_path[4096];   /* resolved by OP_FIND_EXEC */
   const char *label;      /* current step's label, for errors */
+  struct ocirun_trace *trace;         /* --trace only (OP_TRACE) */
+  struct ocirun_trace_rec *trace_cur; /* the running step's record */
 };
 
 /* Report an error (errno-style) to whoever waits for us and exit. Never returns. */

@@ -51,7 +51,21 @@ enum ocirun_op {
   OP_PERSONALITY,      /* domain */
   OP_CGROUP_NS_UNSHARE,/* unshare(CLONE_NEWCGROUP) once the parent placed us */
   OP_WRITE_ATTR,       /* file, value: an LSM label for the coming execve (/proc/self/attr/...) */
+  OP_TRACE,            /* address of a MAP_SHARED struct ocirun_trace the runtime reads: time every later step */
   OP_MAX
+};
+
+/* --trace: the child timestamps each step (CLOCK_MONOTONIC, as Python's time.monotonic_ns) into memory
+ * shared with the runtime. Only present when tracing; a record is published (n bumped) before the step
+ * runs, end_ns is set after it returns: 0 means it never returned (execve, or an error: err is set). */
+struct ocirun_trace_rec {
+  uint32_t step;  /* index in the plan */
+  int32_t err;
+  int64_t start_ns, end_ns;
+};
+struct ocirun_trace {
+  uint32_t n, cap;
+  struct ocirun_trace_rec rec[];
 };
 
 enum { ARG_INT = 0, ARG_STR = 1 };

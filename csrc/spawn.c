@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -53,6 +54,7 @@ void die(struct child_ctx *c, int err, const char *fmt, ...) {
     if (k > 0) n += k;
     if (n >= (int)sizeof msg) n = sizeof msg - 1;
   }
+  if (c->trace_cur) c->trace_cur->err = err ? err : -1;
   if (c->sync_fd >= 0) send_msg(c->sync_fd, MSG_ERROR, err, msg, n);
   if (c->start_conn >= 0) {
     ssize_t w = write(c->start_conn, msg, n);
@@ -243,12 +245,32 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     }
     break;
   case OP_WAIT_START: do_wait_start(c, (int)a[0].i); break;
+  case OP_TRACE: c->trace = (struct ocirun_trace *)(uintptr_t)a[0].i; break;
   case OP_EXEC: do_exec(c, a, n);
   case OP_PERSONALITY:
     if (personality((unsigned long)a[0].i) < 0) die(c, errno, "personality");
     break;
   default: die(c, EINVAL, "unknown plan step %u", op);
   }
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Claim the next trace record for step i; the runtime sees it once n is bumped. */
+static void trace_begin(struct child_ctx *c, uint32_t i) {
+  uint32_t k = c->trace->n;
+  if (k >= c->trace->cap) return;
+  struct ocirun_trace_rec *r = &c->trace->rec[k];
+  r->step = i;
+  r->err = 0;
+  r->end_ns = 0;
+  r->start_ns = now_ns();
+  __atomic_store_n(&c->trace->n, k + 1, __ATOMIC_RELEASE);
+  c->trace_cur = r;
 }
 
 static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
@@ -269,7 +291,12 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
       if (read_arg(&p, end, &args_buf[k]) < 0) return -1;
     if (c) {
       c->label = label;
+      if (c->trace) trace_begin(c, i);
       run_step(c, op, args_buf, nargs);
+      if (c->trace_cur) {
+        c->trace_cur->end_ns = now_ns();
+        c->trace_cur = NULL;
+      }
     }
   }
   *bad = -1;

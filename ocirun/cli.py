@@ -11,11 +11,11 @@ import sys
 
 from ocirun.errors import OciError
 
-# Global flags: name -> (key, takes a value)
+# Global flags: name -> (key, takes a value: True, False, "*" repeatable, "?" only as --flag=value)
 GLOBAL = {
     "root": ("root", True), "log": ("log", True), "log-format": ("log_format", True), "debug": ("debug", False),
     "systemd-cgroup": ("systemd_cgroup", False), "rootless": ("rootless", True),
-    "cgroup-manager": ("cgroup_manager", True), "criu": ("criu", True), "trace": ("trace", False),
+    "cgroup-manager": ("cgroup_manager", True), "criu": ("criu", True), "trace": ("trace", "?"),
     "help": ("help", False), "h": ("help", False), "version": ("version", False), "v": ("version", False),
 }
 _COMMON_CREATE = {
@@ -94,7 +94,9 @@ def _parse_flags(argv: list[str], table: dict, out: Args, stop_at_positional: bo
                     break
                 raise OciError(f"flag {a}", "flag provided but not defined")
             key, takes = table[name]
-            if takes:
+            if takes == "?":
+                setattr(out, key, val if eq else True)
+            elif takes:
                 if not eq:
                     i += 1
                     if i >= len(argv):
@@ -195,14 +197,44 @@ def _usage() -> str:
         "ocirun: an OCI container runtime\n\nusage: ocirun [global options] command [options] [arguments]\n\n"
         f"commands:\n{cmds}\n\nglobal options:\n"
         "   --root DIR (default /run/ocirun)  --log FILE  --log-format text|json\n"
-        "   --debug  --systemd-cgroup  --trace  --version\n"
+        "   --debug  --systemd-cgroup  --trace[=json] (or OCIRUN_TRACE=1|json)  --version\n"
     )
 
 
+def _trace_mode(g: Args) -> str:
+    """"text", "json" or "" (off), from --trace[=json] or OCIRUN_TRACE=1|json."""
+    v = g.trace
+    if v is None:
+        v = os.environ.get("OCIRUN_TRACE", "")
+    if v is True:
+        return "text"
+    v = str(v).lower()
+    if v == "json":
+        return "json"
+    return "" if v in ("", "0", "false", "no", "off") else "text"
+
+
 def run(argv: list[str]) -> int:
+    try:
+        return _run(argv)
+    finally:
+        import ocirun
+
+        if ocirun.TRACER is not None:
+            ocirun.TRACER.flush(final=True)
+            ocirun.TRACER = None
+
+
+def _run(argv: list[str]) -> int:
     out = Output(Args())
     try:
         g, cmd, a = parse(argv)
+        if mode := _trace_mode(g):
+            import ocirun
+            from ocirun.tracer import Tracer
+
+            ocirun.TRACER = Tracer(mode, ocirun.T0)
+            ocirun.TRACER.step("start-up", ocirun.T0, f"ocirun {' '.join(argv)}"[:160])
         out = Output(g)
         if g.version:
             sys.stdout.write(_version())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import ocirun
 from ocirun import config as config_mod
 from ocirun import executor, plan, state
 from ocirun.errors import OciError
@@ -106,10 +107,17 @@ def _send_listener(s, fd: int, st: bytes) -> None:  # noqa: ANN001
         os.close(fd)
 
 
-def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # noqa: ANN001
-    """Create the container; returns its state data and (for `run`) the still-unreaped child."""
+def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tuple[dict, executor.Child | None]:  # noqa: ANN001
+    """Create the container; returns its state data and (for `run`) the still-unreaped child.
+
+    `cfg`: the bundle's config when the caller (`run`) already loaded it: parsed once per command."""
     state.check_id(o.cid)
-    cfg = config_mod.load(o.bundle)
+    tr = ocirun.TRACER
+    if cfg is None:
+        t = tr and tr.now()
+        cfg = config_mod.load(o.bundle)
+        if tr:
+            tr.step("config.load", t, os.path.join(o.bundle, "config.json"))
     if cfg.process is None:
         raise config_mod.bad("process", "is required to create a container")
     if cfg.process.terminal and not o.console_socket and o.console_fd is None and not o.dry_run:
@@ -133,10 +141,16 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
     mgr = child = None
     fds: list[int] = []
     try:
+        t = tr and tr.now()
         mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup)
+        if tr:
+            tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
         mgr.create()
         mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        t = tr and tr.now()
         sec, sec_obj = _seccomp(cfg, o.root)
+        if tr and sec:
+            tr.step("seccomp.load", t, f"{len(sec[0]) // 8} BPF instructions (cache {o.root}/.seccomp-cache)")
         listen_fd = _listen(d)
         fds.append(listen_fd)
         console_fd = o.console_fd
@@ -145,9 +159,12 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
             fds.append(console_fd)
         if o.console_size and cfg.process.console_size is None:
             cfg.process.console_size = o.console_size
+        t = tr and tr.now()
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd, preserve_fds=o.preserve_fds,
                                 no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                                 cgroup=mgr.to_state(), seccomp=sec)
+        if tr:
+            tr.step("plan.compile", t, f"{len(p.steps)} steps")
         data = {
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
@@ -166,10 +183,14 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
         data["pid"] = child.pid
         data["start_time"] = st[1] if st else 0
         data["status"] = "created"
+        t = tr and tr.now()
         state.save(d, data)
         if o.pid_file:
             state.write_atomic(os.path.abspath(o.pid_file), str(child.pid).encode())
         child.close()
+        if tr:
+            tr.step("state.save", t, f"{d}/state.json: created, pid {child.pid}")
+            tr.flush()
         return data, child
     except BaseException:
         for fd in fds:
@@ -189,13 +210,15 @@ def create(o: CreateOpts, warn=None) -> tuple[dict, executor.Child | None]:  # n
 
 def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_obj, placed: bool) -> None:  # noqa: ANN001
     """Answer the child's sync points until it reports ready (or an error)."""
-    from ocirun import hooks
-
+    tr = ocirun.TRACER
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
             if cfg.has_new_ns("user"):
+                t0 = tr and tr.now()
                 _write_id_maps(child.pid, cfg)
+                if tr:
+                    tr.step("id maps", t0, f"/proc/{child.pid}/uid_map, gid_map")
             if not placed:
                 mgr.add_pid(child.pid)
             child.go()
@@ -209,6 +232,8 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             if not placed:
                 mgr.add_pid(v)
         elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
+            from ocirun import hooks
+
             data["pid"] = child.pid
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
             st = state.hook_state(data, "created")

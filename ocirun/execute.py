@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+import ocirun
 from ocirun import executor, plan, state
 from ocirun.cli import Args, Output
 from ocirun.config import NAMESPACES, Process
@@ -42,8 +43,12 @@ def exec_command(root: str, a: Args, out: Output) -> int:
 
 def _exec(root: str, a: Args, out: Output) -> int:
     cid = a.pos[0]
+    tr = ocirun.TRACER
+    t = tr and tr.now()
     data = state.load(root, cid)
     st = state.status(data)
+    if tr:
+        tr.step("state.load", t, f"{cid}: {st}, init pid {data.get('pid')}")
     if st in ("stopped", "creating"):
         raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
     if st == "paused" and not a.ignore_paused:
@@ -75,7 +80,10 @@ def _exec(root: str, a: Args, out: Output) -> int:
                 if p.console_size is None:
                     p.console_size = relay.host_size()
         pid = data["pid"]
+        t = tr and tr.now()
         ns_fds = _open_namespaces(data, pid, fds)
+        if tr:
+            tr.step("namespaces", t, f"/proc/{pid}/ns: {' '.join(n for n, _, _ in ns_fds)}")
         if not state.init_alive(data):  # the pid could have been reused while we opened its namespaces
             raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
         sec, sec_obj = _seccomp(data, root)
@@ -84,7 +92,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
             pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
             os.set_inheritable(fd, True)
-        child = executor.spawn(pl)
+        child = executor.spawn(pl, who="exec")
         for fd in fds:
             os.close(fd)
         fds = []
@@ -92,6 +100,9 @@ def _exec(root: str, a: Args, out: Output) -> int:
             relay.close_child_end()
         _drive(child, data, sec_obj, sub_cgroups)
         child.close()
+        if tr:
+            tr.point("exec'd", f"pid {child.pid}: sync socket closed by execve")
+            tr.flush()
         if a.pidfd_socket:
             _send_pidfd(a.pidfd_socket, child.pid)
         if a.pid_file:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from _struct import Struct  # the `struct` wrapper module is one more file to import
 
+import ocirun
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
@@ -78,9 +79,14 @@ class Child:
         return f"exited with status {os.WEXITSTATUS(st)}"
 
 
-def spawn(plan: Plan, *, cgroup_fd: int = -1) -> Child:
+def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
+    """Clone the child that carries out `plan` (`who` names it in --trace output)."""
     from ocirun._native import ffi, lib
 
+    tr = ocirun.TRACER
+    if tr:
+        tr.attach(plan, who)
+        t0 = tr.now()
     buf = plan.encode()
     pidns_fd = -1
     if plan.pidns_path:
@@ -94,6 +100,12 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1) -> Child:
     finally:
         if pidns_fd >= 0:
             os.close(pidns_fd)
+    if tr:
+        from ocirun.plan import _ns_names
+
+        extra = " CLONE_INTO_CGROUP" if cgroup_fd >= 0 else ""
+        extra += f" pidns={plan.pidns_path}" if pidns_fd >= 0 else ""
+        tr.step("clone", t0, f"pid {pid} flags={_ns_names(plan.clone_flags) or 'none'}{extra}")
     if pid < 0:
         raise OciError("clone", os.strerror(-pid).lower())
     return Child(pid, out[0], lib, ffi)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import ocirun
 from ocirun.config import Hook
 from ocirun.errors import OciError
 
@@ -15,6 +16,16 @@ _SIGDEF = [s for s in range(1, 32) if s not in (9, 19)]  # hooks start with defa
 
 def run_hook(h: Hook, state: bytes, label: str) -> None:
     """Run one hook with the state on stdin; a non-zero exit, a signal or a timeout is an error."""
+    tr = ocirun.TRACER
+    t = tr and tr.now()
+    try:
+        _run_hook(h, state, label)
+    finally:
+        if tr:
+            tr.step("hook", t, f"{h.path} [{label}]")
+
+
+def _run_hook(h: Hook, state: bytes, label: str) -> None:
     import select
 
     r, w = os.pipe2(os.O_CLOEXEC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import ocirun
 from ocirun import state
 from ocirun.config import Hook
 from ocirun.errors import OciError
@@ -51,6 +52,8 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
             raise OciError(f'container "{cid}"', f"cannot start an already {st} container")
         import _socket
 
+        tr = ocirun.TRACER
+        t = tr and tr.now()
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         dfd = os.open(d, os.O_PATH | os.O_CLOEXEC)
         try:
@@ -64,6 +67,9 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
         finally:
             os.close(dfd)
             s.close()
+        if tr:
+            what = "failed" if err else "container process exec'd"
+            tr.step("start", t, f"{d}/{state.NOTIFY_SOCK}: go sent, {what}")
         try:
             os.unlink(os.path.join(d, state.NOTIFY_SOCK))
         except FileNotFoundError:
@@ -74,10 +80,11 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
             raise OciError("container process", err.decode(errors="replace"))
         data["status"] = "running"
         state.save(d, data)
-        from ocirun import hooks
+        if poststart := _hooks(data, "poststart"):
+            from ocirun import hooks
 
-        # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
-        hooks.run_hooks_warn(_hooks(data, "poststart"), "poststart", state.hook_state(data, "running"), warn)
+            # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
+            hooks.run_hooks_warn(poststart, "poststart", state.hook_state(data, "running"), warn)
     finally:
         lock.release()
 
@@ -166,9 +173,13 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
                 mgr.destroy()
             except OSError as e:
                 warn(f"removing cgroup: {e}")
+        t = ocirun.TRACER and ocirun.TRACER.now()
         state.remove_dir(d)
-        from ocirun import hooks
+        if ocirun.TRACER:
+            ocirun.TRACER.step("state.remove", t, d)
+        if poststop := _hooks(data, "poststop"):
+            from ocirun import hooks
 
-        hooks.run_hooks_warn(_hooks(data, "poststop"), "poststop", state.hook_state(data, "stopped"), warn)
+            hooks.run_hooks_warn(poststop, "poststop", state.hook_state(data, "stopped"), warn)
     finally:
         lock.release()

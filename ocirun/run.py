@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import ocirun
 from ocirun import lifecycle
 from ocirun.cli import Output
 from ocirun.create import CreateOpts, create
@@ -15,6 +16,15 @@ FORWARDED = (1, 2, 3, 10, 12, 14, 15, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
 
 def wait_status(pid: int) -> int:
     """Wait for our child; its exit status as a shell reports it (128 + signal when killed)."""
+    tr = ocirun.TRACER
+    t = tr and tr.now()
+    status = _wait_status(pid)
+    if tr:
+        tr.step("wait", t, f"pid {pid} exited: status {status}")
+    return status
+
+
+def _wait_status(pid: int) -> int:
     while True:
         try:
             _, st = os.waitpid(pid, 0)
@@ -46,12 +56,17 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
     from ocirun import config as config_mod
 
     cfg_terminal = False
+    cfg = None
     if not o.console_socket and not o.dry_run:
+        tr = ocirun.TRACER
+        t = tr and tr.now()
         try:
-            proc = config_mod.load(o.bundle).process
-            cfg_terminal = bool(proc and proc.terminal)
+            cfg = config_mod.load(o.bundle)
+            cfg_terminal = bool(cfg.process and cfg.process.terminal)
         except OciError:
             pass  # create reports it
+        if tr:
+            tr.step("config.load", t, os.path.join(o.bundle, "config.json"))
     relay = None
     if cfg_terminal:
         if detach:
@@ -62,7 +77,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         o.console_fd = relay.child_end
         o.console_size = relay.host_size()
     try:
-        data, child = create(o, out.warn)
+        data, child = create(o, out.warn, cfg)
     finally:
         if relay is not None:
             relay.close_child_end()
@@ -80,6 +95,8 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         if not keep:
             lifecycle.delete(o.root, o.cid, True, out.warn)
         raise
+    if ocirun.TRACER:
+        ocirun.TRACER.flush()
     if detach:
         return 0
     if relay is not None:

@@ -10,6 +10,7 @@ import errno
 import os
 import time
 
+import ocirun
 from ocirun.errors import OciError
 
 CGROUP_SUPER_MAGIC = 0x27E0EB
@@ -162,18 +163,22 @@ class CgroupDir:
 
     def write(self, what: str, name: str, value: str) -> None:
         """Write `value`; on failure raise OciError(what, "writing <name>: <strerror>")."""
-        try:
-            write_at(self.fd, name, value)
-        except OSError as e:
-            raise OciError(what, f"writing {name}: {os.strerror(e.errno or errno.EIO)}") from e
+        err = self.try_write(name, value)
+        if err:
+            raise OciError(what, f"writing {name}: {os.strerror(err)}")
 
     def try_write(self, name: str, value: str) -> int:
         """Write and return 0 or the errno, for callers that retry in another order (runc does)."""
+        tr = ocirun.TRACER
+        t = tr and tr.now()
         try:
             write_at(self.fd, name, value)
-            return 0
+            err = 0
         except OSError as e:
-            return e.errno or errno.EIO
+            err = e.errno or errno.EIO
+        if tr:
+            tr.step("cgroup.write", t, f"{self.path}/{name} <- {value!r}" + (f" ({os.strerror(err)})" if err else ""))
+        return err
 
     def read(self, name: str) -> str:
         return read_at(self.fd, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+import ocirun
 from ocirun.cgroups import fsutil, paths
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
@@ -80,10 +81,14 @@ class V1Manager(Manager):
                 if rel is None:
                     raise OciError(d, f"is not below the {ctrl} mount {mnt}")
                 hook = _cpuset_inherit if ctrl == "cpuset" else None
+                tr = ocirun.TRACER
+                t = tr and tr.now()
                 try:
                     created += fsutil.mkdir_p(mnt, fsutil.split_inner(rel), on_new=hook)
                 except OSError as e:
                     raise OciError(d, f"creating cgroup: {os.strerror(e.errno or 5)}") from e
+                if tr:
+                    tr.step("cgroup.mkdir", t, d)
         except BaseException:
             for p in reversed(created):
                 try:
@@ -98,12 +103,16 @@ class V1Manager(Manager):
         resources_v1.apply(self._dirs, resources, device_allow)
 
     def add_pid(self, pid: int) -> None:
+        tr = ocirun.TRACER
         for ctrl, d in self._unique():
+            t = tr and tr.now()
             try:
                 with fsutil.CgroupDir(d) as cg:
                     fsutil.write_at(cg.fd, "cgroup.procs", str(pid))
             except OSError as e:
                 raise OciError(f"cgroup {ctrl}", f"adding pid {pid} to {d}/cgroup.procs: {e.strerror}") from e
+            if tr:
+                tr.step("cgroup.attach", t, f"{d}/cgroup.procs <- {pid}")
 
     def pids(self) -> list[int]:
         for ctrl in _PIDS_FROM:
@@ -113,11 +122,15 @@ class V1Manager(Manager):
 
     def destroy(self) -> None:
         first: OciError | None = None
+        tr = ocirun.TRACER
         for _ctrl, d in self._unique():
+            t = tr and tr.now()
             try:
                 fsutil.rmdir_tree(d)
             except OciError as e:
                 first = first or e
+            if tr:
+                tr.step("cgroup.rmdir", t, d)
         if first is not None:
             raise first
 

@@ -1,0 +1,135 @@
+"""`ocirun --trace` / OCIRUN_TRACE=1|json: each step the runtime and its child carry out, with its duration.
+
+Imported only when tracing is on: cli.run sets `ocirun.TRACER`, and every call site tests that attribute
+first, so an untraced command pays one attribute lookup per site, no import and no formatting.
+
+The runtime's own steps are recorded as (start, end) pairs. The child (C, csrc/spawn.c) cannot print: a plan
+that starts with a TRACE step gets the address of a MAP_SHARED buffer, into which the child timestamps each
+later step (CLOCK_MONOTONIC, the clock of time.monotonic_ns). Lines are printed in start order at `flush()`
+points (create done, container started, command end), so runtime and child steps interleave as they ran.
+Times are milliseconds since the ocirun package was imported (the interpreter's own start-up is before 0).
+"""
+
+from __future__ import annotations
+
+import os
+from _struct import Struct
+from time import monotonic_ns
+
+_HDR = Struct("<II")  # struct ocirun_trace: n, cap
+_REC = Struct("<Iiqq")  # struct ocirun_trace_rec: step, err, start_ns, end_ns
+# Child steps named as the syscall they stand for, where one does.
+_NAMES = {"PIVOT": "pivot_root", "EXEC": "execve", "CAPS": "capset", "SETUID": "setresuid",
+          "SETGID": "setresgid", "SETGROUPS": "setgroups", "SECCOMP": "seccomp", "FIND_EXEC": "find_exec",
+          "ROOTFS": "rootfs", "SYNC": "sync.wait"}
+
+
+class _ChildTrace:
+    """The shared buffer of one traced child and the plan steps its records index."""
+
+    def __init__(self, steps: list, who: str, cap: int) -> None:
+        import mmap
+
+        self.mm = mmap.mmap(-1, _HDR.size + _REC.size * cap)  # MAP_SHARED | MAP_ANONYMOUS: survives the clone
+        _HDR.pack_into(self.mm, 0, 0, cap)
+        self.steps = steps
+        self.who = who
+        self.seen = 0
+
+    def address(self) -> int:
+        from ocirun._native import ffi
+
+        self._ptr = ffi.from_buffer(self.mm)  # keep the buffer export alive with the tracer
+        return int(ffi.cast("uintptr_t", self._ptr))
+
+    def take(self, final: bool) -> list[tuple[int, int | None, str, str, str]]:
+        """Records not taken yet; a step still running is left for later unless `final`."""
+        n, cap = _HDR.unpack_from(self.mm, 0)
+        n = min(n, cap)
+        out = []
+        while self.seen < n:
+            i, err, start, end = _REC.unpack_from(self.mm, _HDR.size + _REC.size * self.seen)
+            st = self.steps[i] if i < len(self.steps) else None
+            op = st.op if st is not None else "?"
+            if not end and not err and not final and op != "EXEC":
+                break  # still running (WAIT_START until `start` connects): report it once it ended
+            detail = describe_step(st) if st is not None else ""
+            if err:
+                detail += f" (failed: {os.strerror(err) if err > 0 else 'error'})"
+            out.append((start, end or None, self.who, _NAMES.get(op, op.lower()), detail))
+            self.seen += 1
+        return out
+
+
+def describe_step(st: object) -> str:
+    """Short, readable args of a plan step (paths, names, numbers; blobs as sizes)."""
+    parts = []
+    for a in st.args:  # type: ignore[attr-defined]
+        if isinstance(a, bytes):
+            parts.append(f"<{len(a)} bytes>")
+        elif isinstance(a, int):
+            parts.append(hex(a) if a > 0xFFFF else str(a))
+        elif a:
+            parts.append(a if len(a) <= 60 else a[:57] + "...")
+    text = " ".join(parts)
+    if len(text) > 160:
+        text = text[:157] + "..."
+    label = st.label  # type: ignore[attr-defined]
+    return f"{text} [{label}]" if label else text
+
+
+class Tracer:
+    """Collects steps and prints them (text or JSON lines) on stderr in start order."""
+
+    def __init__(self, mode: str, t0: int) -> None:
+        self.json = mode.lower() == "json"
+        self.t0 = t0
+        self.pending: list[tuple[int, int | None, str, str, str]] = []
+        self.children: list[_ChildTrace] = []
+
+    now = staticmethod(monotonic_ns)
+
+    def step(self, name: str, start: int, detail: str = "", who: str = "runtime") -> None:
+        """A step of ours that began at `start` (a now() value) and ends now."""
+        self.pending.append((start, monotonic_ns(), who, name, detail))
+
+    def point(self, name: str, detail: str = "", who: str = "runtime") -> None:
+        """Something that happened now (no duration)."""
+        t = monotonic_ns()
+        self.pending.append((t, t, who, name, detail))
+
+    def attach(self, plan: object, who: str) -> None:
+        """Make `plan` record its steps: a TRACE step first, pointing at a new shared buffer."""
+        from ocirun.plan import Step
+
+        steps = plan.steps  # type: ignore[attr-defined]
+        ct = _ChildTrace(steps, who, len(steps) + 8)
+        steps.insert(0, Step("TRACE", "", ct.address()))
+        self.children.append(ct)
+
+    def flush(self, final: bool = False) -> None:
+        """Print what is known so far, oldest first."""
+        events = self.pending
+        self.pending = []
+        for ct in self.children:
+            events.extend(ct.take(final))
+        if final:
+            self.children = []
+        events.sort(key=lambda e: e[0])
+        lines = []
+        for start, end, who, name, detail in events:
+            at = (start - self.t0) / 1e6
+            dur = None if end is None else (end - start) / 1e6
+            if self.json:
+                from ocirun import jsonio
+
+                lines.append(jsonio.dumps({"at_ms": round(at, 3), "dur_ms": None if dur is None else round(dur, 3),
+                                           "who": who, "step": name, "detail": detail}))
+            else:
+                d = "         -" if dur is None else f"{dur:7.3f} ms"
+                lines.append(f"ocirun trace: {at:9.3f} ms {d}  {who:<7} {name:<14} {detail}".rstrip())
+        if lines:
+            try:
+                os.write(2, ("\n".join(lines) + "\n").encode())
+            except OSError:
+                pass
