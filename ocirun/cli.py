@@ -247,6 +247,10 @@ def _run(argv: list[str]) -> int:
             return 0
         if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
             raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")
+        if cmd in ("create", "run", "exec") and not a.dry_run:
+            from ocirun import cgroups
+
+            cgroups.prewarm_attach()  # first thing: the longer it runs beside our work, the less we wait
         from ocirun import commands
 
         return getattr(commands, "cmd_" + cmd)(g, a, out)

@@ -112,6 +112,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
 
     `cfg`: the bundle's config when the caller (`run`) already loaded it: parsed once per command."""
     state.check_id(o.cid)
+    from ocirun import cgroups
+
+    if not o.dry_run:
+        cgroups.prewarm_attach()  # overlaps the first attach's RCU grace period with what follows
     tr = ocirun.TRACER
     if cfg is None:
         t = tr and tr.now()
@@ -132,8 +136,6 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         executor.check(p)
         print(p.describe())
         return {}, None
-    from ocirun import cgroups
-
     if cfg.ns("mount") is None and cfg.mounts and warn:
         warn("no mount namespace: mounts are not applied (they would change the host's mounts)")
     d = state.make_dir(o.root, o.cid)
@@ -174,6 +176,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         cgroup_fd = mgr.clone_into_fd()
         if cgroup_fd is not None:
             fds.append(cgroup_fd)
+        cgroups.prewarm_wait()
         child = executor.spawn(p, cgroup_fd=-1 if cgroup_fd is None else cgroup_fd)
         for fd in fds:
             os.close(fd)

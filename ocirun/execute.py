@@ -43,6 +43,9 @@ def exec_command(root: str, a: Args, out: Output) -> int:
 
 def _exec(root: str, a: Args, out: Output) -> int:
     cid = a.pos[0]
+    from ocirun import cgroups
+
+    cgroups.prewarm_attach()  # exec attaches its process to the container's cgroups: see there
     tr = ocirun.TRACER
     t = tr and tr.now()
     data = state.load(root, cid)
@@ -92,6 +95,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
             pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
             os.set_inheritable(fd, True)
+        cgroups.prewarm_wait()
         child = executor.spawn(pl, who="exec")
         for fd in fds:
             os.close(fd)

@@ -57,6 +57,10 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
 
     cfg_terminal = False
     cfg = None
+    if not o.dry_run:
+        from ocirun import cgroups
+
+        cgroups.prewarm_attach()  # as early as possible: see there
     if not o.console_socket and not o.dry_run:
         tr = ocirun.TRACER
         t = tr and tr.now()

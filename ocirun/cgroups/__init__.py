@@ -6,12 +6,76 @@ stats readers and the native BPF helper are imported only when a manager needs t
 
 from __future__ import annotations
 
+import os
+
+import ocirun
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
 
-__all__ = ["Manager", "detect_mode", "from_state", "open_manager"]
+__all__ = ["Manager", "detect_mode", "from_state", "open_manager", "prewarm_attach", "prewarm_wait"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+_prewarm: list = []  # [lock released when the warm-up write returned] once started in this process
+
+
+def prewarm_attach() -> None:
+    """Start, in a thread, the RCU grace period that the first cgroup attach after idle waits for.
+
+    Moving a task between cgroups takes the global cgroup_threadgroup_rwsem for writing; when no writer
+    held it for a grace period, that down_write waits one out (8-16 ms; every runtime pays it). Writing "0"
+    (ourselves) to the cgroup.procs of the cgroup we are already in takes the lock and migrates nothing, so
+    done in a thread it starts that wait while we parse config.json and clone, and the container's real
+    attach right after finds the lock warm. Best effort: if our own cgroup's directory is not certain (a
+    mount whose root is not the hierarchy's), nothing is written.
+    """
+    if _prewarm or os.path.exists(CGROUP_ROOT + "/cgroup.procs"):  # started already, or pure v2 (clone3)
+        return
+    import _thread
+
+    done = _thread.allocate_lock()
+    done.acquire()
+    _prewarm.append(done)
+    try:
+        _thread.start_new_thread(_warm, (done,))
+    except RuntimeError:
+        done.release()
+
+
+def _warm(done: object) -> None:
+    try:
+        from ocirun.cgroups import paths
+
+        tr = ocirun.TRACER
+        t = tr and tr.now()
+        v1, v2, v2root = paths.cgroup_mounts()
+        own = paths.own_cgroups()
+        target = ""
+        if v2 is not None and v2root == "/" and "" in own:
+            target = (v2.rstrip("/") + own[""]).rstrip("/")
+        else:
+            for ctrl, (mnt, root) in v1.items():
+                if root == "/" and ctrl in own:
+                    target = (mnt.rstrip("/") + own[ctrl]).rstrip("/")
+                    break
+        if target:
+            fd = os.open(target + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+            if tr:
+                tr.step("cgroup.prewarm", t, f"{target}/cgroup.procs <- 0 (where we are): the attach lock, early")
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        done.release()  # type: ignore[attr-defined]
+
+
+def prewarm_wait() -> None:
+    """Wait for the warm-up write: clone (a raw syscall, no atfork handlers) must not copy a busy thread."""
+    if _prewarm:
+        _prewarm[0].acquire()
+        _prewarm[0].release()
 
 
 def detect_mode() -> str:
