@@ -6,7 +6,6 @@ import os
 
 import ocirun
 from ocirun import state
-from ocirun.config import Hook
 from ocirun.errors import OciError
 
 SIGNALS = {
@@ -36,8 +35,14 @@ def parse_signal(s: str) -> int:
     raise OciError(f'signal "{s}"', "invalid signal")
 
 
-def _hooks(data: dict, kind: str) -> list[Hook]:
-    return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(data.get("config", {}).get("hooks", {}).get(kind, []))]
+def _hooks(data: dict, kind: str) -> list:
+    """The kept hooks of `kind` as config.Hook objects (config is imported only when there are some)."""
+    raw = data.get("config", {}).get("hooks", {}).get(kind, [])
+    if not raw:
+        return []
+    from ocirun.config import Hook
+
+    return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(raw)]
 
 
 def start(root: str, cid: str, warn) -> None:  # noqa: ANN001

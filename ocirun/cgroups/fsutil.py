@@ -212,6 +212,13 @@ def read_procs(path: str) -> list[int]:
 
 def rmdir_tree(path: str, *, retries: int = 50, delay: float = 0.02) -> None:
     """Remove a cgroup and its child cgroups depth first; retry EBUSY while exiting tasks drain."""
+    try:
+        os.rmdir(path)  # the usual case, a leaf with no tasks left: one syscall, no directory walk
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
     if not os.path.isdir(path) or os.path.islink(path):
         return
     for dirpath, dirs, _files in os.walk(path, topdown=False, followlinks=False):
