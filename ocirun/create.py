@@ -43,6 +43,18 @@ def _listen(d: str) -> int:
     return s.detach()
 
 
+def _socket_activation() -> int:
+    """systemd socket activation meant for us (LISTEN_PID is our pid): pass fds 3.. on, as runc does."""
+    env = os.environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        n = int(env.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+    return n if 0 < n < 1024 else 0
+
+
 def _connect_console(path: str) -> int:
     import _socket
 
@@ -161,8 +173,12 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             fds.append(console_fd)
         if o.console_size and cfg.process.console_size is None:
             cfg.process.console_size = o.console_size
+        activated = _socket_activation()
+        if activated:
+            cfg.process.env.append(f"LISTEN_FDS={activated}")
         t = tr and tr.now()
-        p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd, preserve_fds=o.preserve_fds,
+        p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd,
+                                preserve_fds=activated + o.preserve_fds,
                                 no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                                 cgroup=mgr.to_state(), seccomp=sec)
         if tr:

@@ -174,3 +174,19 @@ def test_privileges_dropped_before_exec(rt, bundle):
     rt("kill", b.id, "KILL", check=True)
     wait_stopped(rt, b.id)
     rt("delete", b.id, check=True)
+
+
+def test_socket_activation_fds_pass_through(rt, bundle, tmp_path):
+    """LISTEN_FDS/LISTEN_PID for the runtime: the fds reach the container and LISTEN_FDS is set (runc)."""
+    import shlex
+    import subprocess
+
+    from ocitest import ocirun_cmd
+
+    (tmp_path / "sock").write_text("activated\n")
+    b = bundle(["sh", "-c", "echo $LISTEN_FDS; cat <&3"])
+    cmd = " ".join(shlex.quote(c) for c in [*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id])
+    p = subprocess.run(["sh", "-c", f"export LISTEN_PID=$$ LISTEN_FDS=1; exec {cmd} 3<{tmp_path}/sock"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1", "activated"]
