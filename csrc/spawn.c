@@ -149,6 +149,14 @@ static void write_proc_self(struct child_ctx *c, const char *file, const char *v
   close(fd);
 }
 
+static int open_cwd(struct child_ctx *c, const char *cwd) {
+  int err, root = c->root_fd >= 0 ? c->root_fd : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int fd = root >= 0 ? resolve_in_root(root, cwd, 0, 0, &err) : (err = errno, -1);
+  if (root >= 0 && root != c->root_fd) close(root);
+  if (fd < 0) die(c, err, "chdir to cwd %s", cwd);
+  return fd;
+}
+
 static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uint32_t n) {
   switch (op) {
   case OP_SETNS:
@@ -230,13 +238,15 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
     break;
   case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
-  case OP_CHDIR: {
-    char cwd[4096];
-    if (chdir(a[0].s) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
-    /* A cwd reached through a magic link (/proc/self/fd/N) may lie outside our root: refuse it. */
-    if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') die(c, EPERM, "cwd %s is outside the container", a[0].s);
+  case OP_OPEN_CWD: c->cwd_fd = open_cwd(c, a[0].s); break;
+  case OP_CHDIR:
+    /* Resolved inside the root, so a cwd like /proc/self/fd/N can never name a host directory
+     * (CVE-2024-21626 class); fchdir checks the search permission as the final user. */
+    if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
+    if (fchdir(c->cwd_fd) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
+    close(c->cwd_fd);
+    c->cwd_fd = -1;
     break;
-  }
   case OP_FIND_EXEC: do_find_exec(c, a[0].s, a[1].s); break;
   case OP_CLOSE_FDS:
     /* Everything above stdio and the preserved fds is closed at execve: no host fd leaks in. */
@@ -337,7 +347,7 @@ static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
 }
 
 static void child_main(const char *plan, size_t len, int sync_fd) {
-  struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1};
+  struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1, .cwd_fd = -1};
   int bad;
   /* The runtime may die while we are half set up: never survive it as a stray process. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

@@ -19,7 +19,7 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE",
+    "WRITE_ATTR", "TRACE", "OPEN_CWD",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -226,6 +226,8 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     if caps is not None:
         plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
     if seccomp and not nnp and not seccomp[2]:
+        # Resolve the cwd before a profile can forbid openat2; the chdir itself comes after the user switch.
+        plan.add("OPEN_CWD", "process.cwd", p.cwd)
         # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
     u = p.user

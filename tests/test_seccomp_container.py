@@ -122,3 +122,15 @@ def test_flags(rt, bundle, flag):
     b.write()
     p = rt("run", "-b", b.path, b.id)
     assert p.returncode == 0, p.err
+
+
+def test_profile_without_getcwd_or_openat2(rt, bundle):
+    """A filter loaded before the user switch (noNewPrivileges false) may forbid getcwd/openat2: the cwd is
+    resolved before it and entered with fchdir (runtime-tools linux_seccomp; runc fails it)."""
+    b = bundle(["sh", "-c", "cd .; echo started"])
+    b.spec["process"]["noNewPrivileges"] = False
+    b.spec["process"]["cwd"] = "/tmp"
+    b.spec["linux"]["seccomp"] = profile(syscalls=[{"names": ["getcwd", "openat2"], "action": "SCMP_ACT_ERRNO"}])
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 0 and p.out == "started\n", p.err
