@@ -196,8 +196,8 @@ class Device:
         if self.type not in ("c", "b", "u", "p"):
             raise bad(f"{path}.type", f'unknown device type "{self.type}"')
         need = self.type != "p"
-        self.major = _int(d["major"], f"{path}.major", 0) if "major" in d or need else 0
-        self.minor = _int(d["minor"], f"{path}.minor", 0) if "minor" in d or need else 0
+        self.major = _int(d.get("major"), f"{path}.major", 0) if "major" in d or need else 0
+        self.minor = _int(d.get("minor"), f"{path}.minor", 0) if "minor" in d or need else 0
         self.file_mode = _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, 0o7777)
         self.uid = _int(d.get("uid", 0), f"{path}.uid", 0, 0xFFFFFFFF)
         self.gid = _int(d.get("gid", 0), f"{path}.gid", 0, 0xFFFFFFFF)
