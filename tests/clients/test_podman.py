@@ -1,0 +1,151 @@
+"""podman (through conmon) driving the runtime with `--runtime <path>`, each scenario under ocirun and runc."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from .clientlib import IMAGE, Podman, wait_for
+
+pytestmark = pytest.mark.clients
+
+MEMORY_LIMIT = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"
+PIDS_LIMIT = "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"
+
+
+def detached(podman: Podman, *flags: str, cmd: tuple[str, ...] = ("sleep", "1000")) -> str:
+    """A running detached container's name."""
+    name = podman.name()
+    podman("run", "-d", "--name", name, *flags, IMAGE, *cmd, check=True)
+    return name
+
+
+def inspect(podman: Podman, name: str) -> dict:
+    return json.loads(podman("inspect", name, check=True).out)[0]
+
+
+def status(podman: Podman, name: str) -> str:
+    return podman("inspect", "--format", "{{.State.Status}}", name, check=True).out.strip()
+
+
+def test_run_rm(podman: Podman) -> None:
+    """Output and the exit code come back; missing or non-executable commands map to 127 and 126."""
+    r = podman("run", "--rm", IMAGE, "sh", "-c", "echo hello; echo oops >&2; exit 3")
+    assert r.returncode == 3 and r.out == "hello\n" and "oops" in r.err, r
+    r = podman("run", "--rm", IMAGE, "true")
+    assert r.returncode == 0, r
+    r = podman("run", "--rm", IMAGE, "no-such-command")
+    assert r.returncode == 127, r
+    r = podman("run", "--rm", IMAGE, "/etc/passwd")
+    assert r.returncode == 126, r
+
+
+def test_environment(podman: Podman) -> None:
+    """--env/--workdir apply; conmon's _OCI_SYNCPIPE/_OCI_STARTPIPE stay out of the container."""
+    r = podman("run", "--rm", "--env", "FOO=bar baz", "--workdir", "/tmp", IMAGE, "sh", "-c", 'echo "$FOO"; pwd; env')
+    assert r.returncode == 0, r
+    lines = r.out.splitlines()
+    assert lines[:2] == ["bar baz", "/tmp"], r
+    assert not [ln for ln in lines if ln.startswith("_OCI_")], r
+
+
+def test_detach_stop(podman: Podman) -> None:
+    """-d then stop: SIGTERM reaches a trapping init (its exit code kept); a deaf one is killed after -t."""
+    name = detached(podman, cmd=("sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"))
+    assert status(podman, name) == "running"
+    podman("stop", "--time", "20", name, check=True)
+    st = inspect(podman, name)["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 7, st
+    name = detached(podman)
+    podman("stop", "--time", "1", name, check=True)
+    assert inspect(podman, name)["State"]["ExitCode"] == 137
+
+
+def test_exec(podman: Podman) -> None:
+    """exec: output, exit code, --env/--workdir/--user, and 127 for a missing command."""
+    name = detached(podman)
+    r = podman("exec", name, "sh", "-c", "echo in; exit 5")
+    assert r.returncode == 5 and r.out == "in\n", r
+    r = podman("exec", "--env", "A=1", "--workdir", "/tmp", "--user", "65534:65534", name,
+               "sh", "-c", 'echo "$A $(pwd) $(id -u):$(id -g)"')
+    assert r.returncode == 0 and r.out == "1 /tmp 65534:65534\n", r
+    r = podman("exec", name, "no-such-command")
+    assert r.returncode == 127, r
+    r = podman("exec", "-d", name, "sleep", "1000")
+    assert r.returncode == 0, r
+    top = podman("top", name, "args").out
+    assert top.count("sleep 1000") == 2, top
+
+
+def test_tty(podman: Podman) -> None:
+    """-t gives the container a pty on stdio, for run and for exec."""
+    r = podman("run", "--rm", "-t", IMAGE, "sh", "-c", "tty; test -t 1 && echo is-a-tty")
+    assert r.returncode == 0 and "/dev/pts/" in r.out and "is-a-tty" in r.out, r
+    name = detached(podman)
+    r = podman("exec", "-t", name, "sh", "-c", "test -t 1 && echo is-a-tty")
+    assert r.returncode == 0 and "is-a-tty" in r.out, r
+
+
+def test_memory_pids_limit(podman: Podman) -> None:
+    """--memory and --pids-limit land in the container's cgroup, as the container sees it."""
+    r = podman("run", "--rm", "--memory", "64m", "--pids-limit", "10", IMAGE, "sh", "-c",
+               f"{MEMORY_LIMIT}; {PIDS_LIMIT}")
+    assert r.returncode == 0 and r.out.split() == ["67108864", "10"], r
+
+
+def test_user(podman: Podman) -> None:
+    r = podman("run", "--rm", "--user", "65534:65534", IMAGE, "sh", "-c", "id -u; id -g")
+    assert r.returncode == 0 and r.out.split() == ["65534", "65534"], r
+
+
+def test_read_only(podman: Podman) -> None:
+    """--read-only: / refuses writes, the tmpfs podman puts on /tmp (tmpcopyup) accepts them."""
+    r = podman("run", "--rm", "--read-only", IMAGE, "sh", "-c", "touch /tmp/x && echo tmp-ok; touch /x")
+    assert r.returncode == 1 and "tmp-ok" in r.out and "Read-only file system" in r.err, r
+
+
+def test_cap_drop_all(podman: Podman) -> None:
+    r = podman("run", "--rm", "--cap-drop", "ALL", IMAGE, "grep", "-E", "^Cap(Eff|Prm|Bnd)", "/proc/self/status")
+    assert r.returncode == 0, r
+    assert [ln.split()[1] for ln in r.out.splitlines()] == ["0000000000000000"] * 3, r
+
+
+def test_pause_unpause(podman: Podman) -> None:
+    name = detached(podman)
+    podman("pause", name, check=True)
+    assert status(podman, name) == "paused"
+    podman("unpause", name, check=True)
+    assert status(podman, name) == "running"
+    assert podman("exec", name, "true").returncode == 0
+
+
+def test_logs(podman: Podman) -> None:
+    name = detached(podman, cmd=("sh", "-c", "echo to-stdout; echo to-stderr >&2"))
+    assert podman("wait", name, check=True).out.strip() == "0"
+    r = podman("logs", name, check=True)
+    assert "to-stdout" in r.out and "to-stderr" in r.err, r
+
+
+def test_inspect_and_state(podman: Podman) -> None:
+    """podman's view (inspect) matches the runtime's own `state` for the same container."""
+    name = detached(podman)
+    info = inspect(podman, name)
+    st = info["State"]
+    assert st["Running"] and st["Pid"] > 0 and os.path.exists(f"/proc/{st['Pid']}"), st
+    assert info["OCIRuntime"] in (podman.runtime, podman.runtime_name), info["OCIRuntime"]
+    p = subprocess.run([podman.runtime, "state", info["Id"]], capture_output=True, text=True, timeout=30)
+    state = json.loads(p.stdout)
+    assert state["pid"] == st["Pid"] and state["status"] == "running" and state["id"] == info["Id"], state
+
+
+def test_stats_and_kill(podman: Podman) -> None:
+    """stats reads the container's cgroup files; kill delivers the signal (exit 137 for KILL)."""
+    name = detached(podman)
+    r = podman("stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", name)
+    assert r.returncode == 0 and r.out.split()[0] == "1", r
+    podman("kill", name, check=True)
+    wait_for(lambda: status(podman, name) == "exited", what=f"{name} to exit")
+    assert inspect(podman, name)["State"]["ExitCode"] == 137
