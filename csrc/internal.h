@@ -36,6 +36,9 @@ void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
 void do_root_readonly(struct child_ctx *c);
 void do_sysctl(struct child_ctx *c, const char *key, const char *value);
 
+/* copyup.c */
+void do_mount_copyup(struct child_ctx *c, const struct ocirun_arg *a);
+
 /* proc.c */
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t nargs);
 void do_console(struct child_ctx *c, int sock, int rows, int cols);

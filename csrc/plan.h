@@ -53,6 +53,7 @@ enum ocirun_op {
   OP_WRITE_ATTR,       /* file, value: an LSM label for the coming execve (/proc/self/attr/...) */
   OP_TRACE,            /* address of a MAP_SHARED struct ocirun_trace the runtime reads: time every later step */
   OP_OPEN_CWD,         /* path: resolve the cwd inside the root now (before seccomp may forbid openat2) */
+  OP_MOUNT_COPYUP,     /* the mount step's args; then copy what the mount hides into it (tmpfs tmpcopyup) */
   OP_MAX
 };
 

@@ -13,10 +13,11 @@ OCI_VERSION_MIN = "1.0.0"
 
 
 def mount_options() -> list[str]:
-    """Options the plan compiler maps to mount(2) flags, propagation or mount_setattr(2) attributes."""
+    """Options the plan compiler maps to mount(2) flags, propagation or mount_setattr(2) attributes, and
+    tmpcopyup (a copy step after a tmpfs mount)."""
     from ocirun.plan import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
-    return sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS})
+    return sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, "tmpcopyup"})
 
 
 def features() -> dict:

@@ -19,7 +19,7 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE", "OPEN_CWD",
+    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -172,8 +172,8 @@ def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, 
             attr_clr |= c
         elif o in ("idmap", "ridmap"):
             raise OciError("config.json", f"{label}.options: {o}: idmapped mounts are not supported")
-        elif o in ("tmpcopyup",):
-            raise OciError("config.json", f"{label}.options: {o}: not supported")
+        elif o == "tmpcopyup":
+            pass  # not a mount(2) option: _mount_steps copies the hidden directory into a tmpfs
         else:
             data.append(o)
     return flags, prop, ",".join(data), attr_set, attr_clr
@@ -198,7 +198,10 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
     else:
-        plan.add("MOUNT", label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+        # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
+        # ignores it on other types.
+        op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
+        plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
 
 
 def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: dict) -> None:
