@@ -185,6 +185,9 @@ class IdMap:
         self.size = _int(d.get("size"), f"{path}.size", 1, 0xFFFFFFFF)
 
 
+_DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}  # S_IFCHR, S_IFBLK, S_IFIFO
+
+
 class Device:
     __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
 
@@ -198,7 +201,11 @@ class Device:
         need = self.type != "p"
         self.major = _int(d.get("major"), f"{path}.major", 0) if "major" in d or need else 0
         self.minor = _int(d.get("minor"), f"{path}.minor", 0) if "minor" in d or need else 0
-        self.file_mode = _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, 0o7777)
+        mode = _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, 0o177777)
+        # podman passes the host device's st_mode, file type included (S_IFCHR|0666); runc ORs the type in anyway.
+        if mode & ~0o7777 and mode & ~0o7777 != _DEVICE_IFMT[self.type]:
+            raise bad(f"{path}.fileMode", f"file type bits {oct(mode & ~0o7777)} do not match type \"{self.type}\"")
+        self.file_mode = mode & 0o7777
         self.uid = _int(d.get("uid", 0), f"{path}.uid", 0, 0xFFFFFFFF)
         self.gid = _int(d.get("gid", 0), f"{path}.gid", 0, 0xFFFFFFFF)
 

@@ -74,3 +74,12 @@ def test_missing_rootfs_and_config(tmp_path):
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(OciError, match="must be a JSON object"):
         config.load(str(tmp_path))
+
+
+def test_device_file_mode_may_carry_its_file_type(tmp_path):
+    """podman passes the host's st_mode (S_IFCHR|0666 = 8630): accepted as runc does, type bits dropped."""
+    dev = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o20666}
+    c = load(tmp_path, lambda s: s["linux"].update(devices=[dev]))
+    assert c.linux.devices[0].file_mode == 0o666
+    with pytest.raises(OciError, match=r"linux.devices\[0\].fileMode: file type bits 0o60000 do not match"):
+        load(tmp_path, lambda s: s["linux"].update(devices=[{**dev, "fileMode": 0o60666}]))
