@@ -22,12 +22,14 @@ class Result:
 
 
 def run_cmd(argv: list[str], env: dict[str, str], timeout: float = 60, check: bool = False,
-            stdin: int | None = subprocess.DEVNULL) -> Result:
+            stdin: bytes = b"") -> Result:
     """Files, not pipes, for output: a detached container or shim may inherit them and hold a pipe open."""
     import tempfile
 
-    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-        p = subprocess.run(argv, stdout=fo, stderr=fe, stdin=stdin, env=env, timeout=timeout)
+    with tempfile.TemporaryFile() as fi, tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        fi.write(stdin)
+        fi.seek(0)
+        p = subprocess.run(argv, stdout=fo, stderr=fe, stdin=fi, env=env, timeout=timeout)
         fo.seek(0)
         fe.seek(0)
         r = Result(argv, p.returncode, fo.read().decode(errors="replace"), fe.read().decode(errors="replace"))
@@ -65,13 +67,13 @@ class Podman:
         self.runtime_name = "ocirun"
         self.runtime = ""
 
-    def __call__(self, *args: str, timeout: float = 60, check: bool = False) -> Result:
+    def __call__(self, *args: str, timeout: float = 60, check: bool = False, stdin: bytes = b"") -> Result:
         argv = ["podman", "--root", f"{self.base}/storage", "--runroot", f"{self.base}/runroot",
                 "--storage-driver", "vfs", "--tmpdir", f"{self.base}/tmp", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file"]
         if self.runtime:
             argv += ["--runtime", self.runtime]
-        return run_cmd([*argv, *args], self.env, timeout=timeout, check=check)
+        return run_cmd([*argv, *args], self.env, timeout=timeout, check=check, stdin=stdin)
 
     def name(self) -> str:
         return f"c{uuid.uuid4().hex[:10]}"

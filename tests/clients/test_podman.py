@@ -43,6 +43,22 @@ def test_run_rm(podman: Podman) -> None:
     assert r.returncode == 126, r
 
 
+def test_stdin(podman: Podman) -> None:
+    """-i: conmon relays stdin to the container's init (the runtime leaves stdio to it)."""
+    r = podman("run", "--rm", "-i", IMAGE, "sh", "-c", "cat; echo done", stdin=b"line one\nline two\n")
+    assert r.returncode == 0 and r.out == "line one\nline two\ndone\n", r
+
+
+def test_device_and_privileged(podman: Podman) -> None:
+    """--device and --privileged hand the host's st_mode (file type included) in linux.devices[].fileMode."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse on this host")
+    r = podman("run", "--rm", "--device", "/dev/fuse", IMAGE, "stat", "-c", "%F %t:%T %a", "/dev/fuse")
+    assert r.returncode == 0 and r.out == "character special file a:e5 666\n", r
+    r = podman("run", "--rm", "--privileged", IMAGE, "sh", "-c", "test -c /dev/fuse && grep CapEff /proc/self/status")
+    assert r.returncode == 0 and r.out.split()[1] != "0000000000000000", r
+
+
 def test_environment(podman: Podman) -> None:
     """--env/--workdir apply; conmon's _OCI_SYNCPIPE/_OCI_STARTPIPE stay out of the container."""
     r = podman("run", "--rm", "--env", "FOO=bar baz", "--workdir", "/tmp", IMAGE, "sh", "-c", 'echo "$FOO"; pwd; env')
