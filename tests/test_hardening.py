@@ -190,3 +190,25 @@ def test_socket_activation_fds_pass_through(rt, bundle, tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["1", "activated"]
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_setuid_binary_gains_nothing_with_no_new_privileges(rt, bundle, tmp_path, nnp):
+    """A setuid-root program run by uid 1000: root with noNewPrivileges false, still 1000 with it true."""
+    import subprocess
+
+    src = tmp_path / "euid.c"
+    src.write_text('#include <stdio.h>\n#include <unistd.h>\nint main(void){printf("%d\\n", geteuid());return 0;}\n')
+    b = bundle(["/bin/euid"])
+    exe = os.path.join(b.rootfs, "bin/euid")
+    r = subprocess.run(["gcc", "-static", "-O1", "-o", exe, str(src)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"no static C toolchain: {r.stderr.strip()[:200]}")
+    os.chown(exe, 0, 0)
+    os.chmod(exe, 0o4755)
+    b.spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.spec["process"]["noNewPrivileges"] = nnp
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert p.out.strip() == ("1000" if nnp else "0")

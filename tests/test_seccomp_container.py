@@ -134,3 +134,19 @@ def test_profile_without_getcwd_or_openat2(rt, bundle):
     b.write()
     p = rt("run", "-b", b.path, b.id)
     assert p.returncode == 0 and p.out == "started\n", p.err
+
+
+def test_trap_action_raises_sigsys(rt, bundle):
+    b = bundle(["mkdir", "/tmp/d"], readonly=False)
+    b.spec["linux"]["seccomp"] = profile(syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRAP"}])
+    b.write()
+    assert rt("run", "-b", b.path, b.id).returncode == 128 + 31
+
+
+def test_log_action_allows_the_call(rt, bundle):
+    b = bundle(["mkdir", "/tmp/d"], readonly=False)
+    b.spec["linux"]["seccomp"] = profile(default="SCMP_ACT_ALLOW",
+                                         syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}])
+    b.write()
+    assert rt("run", "-b", b.path, b.id).returncode == 0
+    assert os.path.isdir(os.path.join(b.rootfs, "tmp/d"))
