@@ -1,100 +1,28 @@
 """Build a minimal busybox OCI bundle for benchmarking runtimes.
 
-The config is the output of `runc spec` (runc 1.1.5) adapted: no terminal and the given args. It is embedded
-rather than generated so the bundle does not depend on runc being installed and is identical for every
-runtime under test (only ociVersion may differ: crun 1.8.1 refuses anything newer than 1.1.0).
+The config is `runc spec`'s output (ocirun.specgen, with runc's hostname) adapted: no terminal and the given
+args. It does not depend on runc being installed and is identical for every runtime under test (ociVersion
+1.1.0: crun 1.8.1 refuses anything newer).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
 import subprocess
+import sys
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ocirun.specgen import default_spec  # noqa: E402  (runc's `spec` output, the same for every runtime)
 
 DEFAULT_OCI_VERSION = "1.1.0"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 # Applets linked into rootfs/bin; anything else can still be run as `/bin/busybox <applet>`.
 APPLETS = ("sh", "true", "false", "sleep", "cat", "echo", "ls", "ps", "id", "env", "mount", "hostname")
-
-RUNC_SPEC: dict[str, Any] = {
-    "ociVersion": "1.0.2-dev",
-    "process": {
-        "terminal": True,
-        "user": {"uid": 0, "gid": 0},
-        "args": ["sh"],
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-        "cwd": "/",
-        "capabilities": {
-            key: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-            for key in ("bounding", "effective", "permitted", "ambient")
-        },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-        "noNewPrivileges": True,
-    },
-    "root": {"path": "rootfs", "readonly": True},
-    "hostname": "runc",
-    "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {
-            "destination": "/dev",
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-        },
-        {
-            "destination": "/dev/pts",
-            "type": "devpts",
-            "source": "devpts",
-            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-        },
-        {
-            "destination": "/dev/shm",
-            "type": "tmpfs",
-            "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        },
-        {
-            "destination": "/dev/mqueue",
-            "type": "mqueue",
-            "source": "mqueue",
-            "options": ["nosuid", "noexec", "nodev"],
-        },
-        {
-            "destination": "/sys",
-            "type": "sysfs",
-            "source": "sysfs",
-            "options": ["nosuid", "noexec", "nodev", "ro"],
-        },
-        {
-            "destination": "/sys/fs/cgroup",
-            "type": "cgroup",
-            "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
-        },
-    ],
-    "linux": {
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-        "maskedPaths": [
-            "/proc/acpi",
-            "/proc/asound",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/sys/firmware",
-            "/proc/scsi",
-        ],
-        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    },
-}
-
 
 def find_busybox() -> str:
     """Return a statically linked busybox: a dynamic one would not run inside the bare rootfs."""
@@ -125,7 +53,8 @@ def make_config(
     args: list[str], oci_version: str = DEFAULT_OCI_VERSION, memory_limit: int | None = None
 ) -> dict[str, Any]:
     """`runc spec` adapted for unattended runs: no terminal, given args, optional memory limit."""
-    config = copy.deepcopy(RUNC_SPEC)
+    config = default_spec()
+    config["hostname"] = "runc"
     config["ociVersion"] = oci_version
     config["process"]["terminal"] = False
     config["process"]["args"] = list(args)
