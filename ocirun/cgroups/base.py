@@ -45,6 +45,31 @@ class Manager:
         """Signal every process of the cgroup, racing forks as little as the kernel allows."""
         raise NotImplementedError
 
+    def _signal_frozen(self, sig: int, can_freeze: bool = True) -> None:
+        """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back. A paused
+        container is thawed after SIGKILL, or the signal would never be delivered."""
+        import os
+
+        from ocirun.errors import OciError
+
+        was_frozen = self.is_frozen()
+        froze = False
+        if can_freeze and not was_frozen:
+            try:
+                self.freeze()
+                froze = True
+            except OciError:
+                pass
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if froze or (was_frozen and sig == 9):
+                self.thaw()
+
     def stats(self) -> dict:
         """The "data" object of `runc events --stats` (runc types/events.go field names)."""
         raise NotImplementedError

@@ -98,3 +98,18 @@ class Dirs:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def hugetlb_entries(limits: list) -> list[tuple[str, str, int]]:
+    """(json path, page size name like 2MB, limit) for each hugepageLimits entry, checked."""
+    out = []
+    for i, e in enumerate(limits):
+        w = f"{R}.hugepageLimits[{i}]"
+        if not isinstance(e, dict):
+            raise OciError(w, "must be an object")
+        size = page_size(e.get("pageSize"), f"{w}.pageSize")
+        limit = get_int(e, "limit", w, lo=0)
+        if limit is None:
+            raise OciError(f"{w}.limit", "is required")
+        out.append((w, size, limit))
+    return out

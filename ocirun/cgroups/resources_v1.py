@@ -19,7 +19,7 @@ from ocirun.cgroups.resources import (
     get_int,
     get_list,
     get_section,
-    page_size,
+    hugetlb_entries,
 )
 from ocirun.errors import OciError
 
@@ -258,14 +258,7 @@ def _blkio(dirs: Dirs, b: dict) -> None:
 # --- hugetlb / network / rdma -----------------------------------------------------------------
 
 def _hugetlb(dirs: Dirs, limits: list) -> None:
-    for i, e in enumerate(limits):
-        w = f"{R}.hugepageLimits[{i}]"
-        if not isinstance(e, dict):
-            raise OciError(w, "must be an object")
-        size = page_size(e.get("pageSize"), f"{w}.pageSize")
-        limit = get_int(e, "limit", w, lo=0)
-        if limit is None:
-            raise OciError(f"{w}.limit", "is required")
+    for w, size, limit in hugetlb_entries(limits):
         d = dirs.get("hugetlb", w)
         if not d.exists(f"hugetlb.{size}.limit_in_bytes"):
             raise OciError(f"{w}.pageSize", f"page size {size} is not supported by this kernel")

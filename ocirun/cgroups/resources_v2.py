@@ -13,7 +13,7 @@ import os
 from ocirun.cgroups import convert
 from ocirun.cgroups import devices as devmod
 from ocirun.cgroups.fsutil import CgroupDir
-from ocirun.cgroups.resources import R, dev_key, get_bool, get_int, get_list, get_section, page_size
+from ocirun.cgroups.resources import R, dev_key, get_bool, get_int, get_list, get_section, hugetlb_entries
 from ocirun.errors import OciError
 
 
@@ -167,14 +167,7 @@ def _io(d: CgroupDir, b: dict) -> None:
 
 
 def _hugetlb(d: CgroupDir, limits: list) -> None:
-    for i, e in enumerate(limits):
-        w = f"{R}.hugepageLimits[{i}]"
-        if not isinstance(e, dict):
-            raise OciError(w, "must be an object")
-        size = page_size(e.get("pageSize"), f"{w}.pageSize")
-        limit = get_int(e, "limit", w, lo=0)
-        if limit is None:
-            raise OciError(f"{w}.limit", "is required")
+    for w, size, limit in hugetlb_entries(limits):
         _write(d, w, f"hugetlb.{size}.max", str(limit))
 
 

@@ -175,23 +175,7 @@ class V1Manager(Manager):
         """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back."""
         if not self.pids():
             return
-        froze = False
-        was_frozen = self.is_frozen()
-        if "freezer" in self._dirs and not was_frozen:
-            try:
-                self.freeze()
-                froze = True
-            except OciError:
-                pass
-        try:
-            for pid in self.pids():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            if froze or (was_frozen and sig == 9):  # SIGKILL must be delivered: thaw a paused container
-                self.thaw()
+        self._signal_frozen(sig, "freezer" in self._dirs)
 
     # --- stats --------------------------------------------------------------------------------
 

@@ -135,23 +135,7 @@ class V2Manager(Manager):
             if sig == 9 and d.exists("cgroup.kill"):
                 d.write("cgroup.kill", "cgroup.kill", "1")
                 return
-        was_frozen = self.is_frozen()
-        froze = False
-        if not was_frozen:
-            try:
-                self.freeze()
-                froze = True
-            except OciError:
-                pass
-        try:
-            for pid in self.pids():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            if froze or (was_frozen and sig == 9):
-                self.thaw()
+        self._signal_frozen(sig)
 
     # --- stats --------------------------------------------------------------------------------
 
