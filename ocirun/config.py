@@ -268,7 +268,15 @@ class Linux:
                     raise bad(f"{p}.{kind}[{i}]", f'"{x}" is not absolute')
         self.mount_label = _str(d.get("mountLabel", ""), f"{p}.mountLabel")
         self.personality = d.get("personality")
-        self.time_offsets = d.get("timeOffsets")
+        self.time_offsets: dict[str, tuple[int, int]] = {}
+        for k, v in _obj(d.get("timeOffsets", {}), f"{p}.timeOffsets").items():
+            if k not in ("monotonic", "boottime"):
+                raise bad(f"{p}.timeOffsets", f'unknown clock "{k}"')
+            v = _obj(v, f"{p}.timeOffsets.{k}")
+            self.time_offsets[k] = (_int(v.get("secs", 0), f"{p}.timeOffsets.{k}.secs", -(1 << 62), 1 << 62),
+                                    _int(v.get("nanosecs", 0), f"{p}.timeOffsets.{k}.nanosecs", 0, 999999999))
+        if self.time_offsets and not any(n.type == "time" and not n.path for n in self.namespaces):
+            raise bad(f"{p}.timeOffsets", "needs a new time namespace")
         self.intel_rdt = d.get("intelRdt")
 
 

@@ -81,6 +81,18 @@ def _write_id_maps(pid: int, cfg: config_mod.Config) -> None:
         raise OciError(f"linux.{'uid' if 'uid' in name else 'gid'}Mappings", f"writing {name}: {e.strerror}") from None
 
 
+def _write_time_offsets(pid: int, cfg: config_mod.Config) -> None:
+    text = "".join(f"{k} {secs} {ns}\n" for k, (secs, ns) in cfg.linux.time_offsets.items())
+    try:
+        fd = os.open(f"/proc/{pid}/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OciError("linux.timeOffsets", f"writing timens_offsets: {e.strerror}") from None
+
+
 def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202
     sec = cfg.linux.seccomp
     if not sec:
@@ -240,6 +252,9 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
                     tr.step("id maps", t0, f"/proc/{child.pid}/uid_map, gid_map")
             if not placed:
                 mgr.add_pid(child.pid)
+            child.go()
+        elif t == executor.MSG_SYNC and v == plan.SYNC_TIMENS:
+            _write_time_offsets(child.pid, cfg)
             child.go()
         elif t == executor.MSG_PID:
             # The child forked into its new pid namespace; reap the intermediate, follow the new init.

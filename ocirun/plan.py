@@ -25,6 +25,8 @@ OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
 SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
 SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the state JSON
+SYNC_TIMENS = 3  # the runtime wrote linux.timeOffsets into our (still empty) time_for_children namespace
+CLONE_NEWTIME = 0x80
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
 MS_MANDLOCK, MS_DIRSYNC, MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME = 64, 128, 256, 1024, 2048
@@ -294,7 +296,7 @@ def compile_create(
     for n in lx.namespaces:
         if n.type == "pid" and n.path:
             plan.pidns_path = n.path
-        elif not n.path and n.type != "cgroup":
+        elif not n.path and n.type != "cgroup" and not (n.type == "time" and lx.time_offsets):
             new |= n.flag
     plan.new_user = bool(new & CLONE_NEWUSER)
     if not joins:
@@ -308,7 +310,14 @@ def compile_create(
         rest = new & ~plan.clone_flags
         if rest:
             plan.add("UNSHARE", "linux.namespaces", rest)
+    if lx.time_offsets:
+        # Offsets can only be written while the time namespace has no process: unshare it (it applies to
+        # children), let the runtime write /proc/PID/timens_offsets, then enter it ourselves.
+        plan.add("UNSHARE", "linux.timeOffsets", CLONE_NEWTIME)
     plan.add("SYNC", "", SYNC_PLACED)
+    if lx.time_offsets:
+        plan.add("SYNC", "linux.timeOffsets", SYNC_TIMENS)
+        plan.add("SETNS", "linux.timeOffsets", "/proc/self/ns/time_for_children", CLONE_NEWTIME)
     if plan.new_user:
         plan.add("SETRESID0", "linux.uidMappings")
     if cfg.has_new_ns("cgroup"):

@@ -83,3 +83,10 @@ def test_device_file_mode_may_carry_its_file_type(tmp_path):
     assert c.linux.devices[0].file_mode == 0o666
     with pytest.raises(OciError, match=r"linux.devices\[0\].fileMode: file type bits 0o60000 do not match"):
         load(tmp_path, lambda s: s["linux"].update(devices=[{**dev, "fileMode": 0o60666}]))
+
+
+def test_time_offsets_need_a_time_namespace(tmp_path):
+    with pytest.raises(OciError, match="linux.timeOffsets: needs a new time namespace"):
+        load(tmp_path, lambda s: s["linux"].update(timeOffsets={"monotonic": {"secs": 1}}))
+    with pytest.raises(OciError, match='unknown clock "realtime"'):
+        load(tmp_path, lambda s: s["linux"].update(timeOffsets={"realtime": {"secs": 1}}))

@@ -309,3 +309,17 @@ def test_pause_resume_v1_freezer(rt, bundle):
     p = rt("resume", b.id)
     assert p.returncode == 1 and "not paused: running" in p.err
     rt("delete", "-f", b.id, check=True)
+
+
+def test_time_namespace_offsets(rt, bundle):
+    b = bundle(["sleep", "1000"])
+    b.spec["linux"]["namespaces"].append({"type": "time"})
+    b.spec["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 0}, "boottime": {"secs": 3600}}
+    b.write()
+    rt("run", "-d", "-b", b.path, b.id, check=True)
+    pid = rt.state(b.id)["pid"]
+    assert ns_inode(pid, "time") != ns_inode("self", "time")
+    with open(f"/proc/{pid}/timens_offsets") as f:
+        offsets = {ln.split()[0]: ln.split()[1:] for ln in f}
+    assert offsets["monotonic"] == ["86400", "0"] and offsets["boottime"] == ["3600", "0"]
+    rt("delete", "-f", b.id, check=True)
