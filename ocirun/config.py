@@ -21,6 +21,7 @@ NAMESPACES = {
     "cgroup": 0x02000000,
     "time": 0x00000080,
 }
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -267,7 +268,16 @@ class Linux:
                 if not x.startswith("/"):
                     raise bad(f"{p}.{kind}[{i}]", f'"{x}" is not absolute')
         self.mount_label = _str(d.get("mountLabel", ""), f"{p}.mountLabel")
-        self.personality = d.get("personality")
+        self.personality: int | None = None
+        pers = d.get("personality")
+        if pers is not None:
+            pers = _obj(pers, f"{p}.personality")
+            domain = _str(pers.get("domain"), f"{p}.personality.domain")
+            if domain not in PERSONALITY_DOMAINS:
+                raise bad(f"{p}.personality.domain", f'unknown domain "{domain}"')
+            if pers.get("flags"):
+                raise bad(f"{p}.personality.flags", "no flags are defined by the spec")
+            self.personality = PERSONALITY_DOMAINS[domain]
         self.time_offsets: dict[str, tuple[int, int]] = {}
         for k, v in _obj(d.get("timeOffsets", {}), f"{p}.timeOffsets").items():
             if k not in ("monotonic", "boottime"):

@@ -389,6 +389,8 @@ def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyri
     if console_fd is not None:
         rows, cols = p.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
+    if cfg.linux.personality is not None:
+        plan.add("PERSONALITY", "linux.personality", cfg.linux.personality)
     if p.oom_score_adj is not None:
         plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
     if not no_new_keyring:

@@ -90,3 +90,9 @@ def test_time_offsets_need_a_time_namespace(tmp_path):
         load(tmp_path, lambda s: s["linux"].update(timeOffsets={"monotonic": {"secs": 1}}))
     with pytest.raises(OciError, match='unknown clock "realtime"'):
         load(tmp_path, lambda s: s["linux"].update(timeOffsets={"realtime": {"secs": 1}}))
+
+
+def test_personality_domain(tmp_path):
+    assert load(tmp_path, lambda s: s["linux"].update(personality={"domain": "LINUX32"})).linux.personality == 8
+    with pytest.raises(OciError, match='linux.personality.domain: unknown domain "WIN"'):
+        load(tmp_path, lambda s: s["linux"].update(personality={"domain": "WIN"}))

@@ -323,3 +323,10 @@ def test_time_namespace_offsets(rt, bundle):
         offsets = {ln.split()[0]: ln.split()[1:] for ln in f}
     assert offsets["monotonic"] == ["86400", "0"] and offsets["boottime"] == ["3600", "0"]
     rt("delete", "-f", b.id, check=True)
+
+
+def test_personality_linux32(rt, bundle):
+    b = bundle(["uname", "-m"])
+    b.spec["linux"]["personality"] = {"domain": "LINUX32"}
+    out = run_out(rt, b).strip()
+    assert out in ("i686", "i386", "armv7l", "armv8l"), out
