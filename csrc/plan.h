@@ -54,6 +54,9 @@ enum ocirun_op {
   OP_TRACE,            /* address of a MAP_SHARED struct ocirun_trace the runtime reads: time every later step */
   OP_OPEN_CWD,         /* path: resolve the cwd inside the root now (before seccomp may forbid openat2) */
   OP_MOUNT_COPYUP,     /* the mount step's args; then copy what the mount hides into it (tmpfs tmpcopyup) */
+  OP_IOPRIO,           /* class, level: ioprio_set for the process */
+  OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
+  OP_CPU_AFFINITY,     /* cpu list ("0-3,6"): sched_setaffinity */
   OP_MAX
 };
 

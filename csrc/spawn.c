@@ -169,6 +169,37 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     break;
   case OP_UNSHARE: do_unshare(c, (unsigned long)a[0].i); break;
   case OP_WRITE_ATTR: write_proc_self(c, a[0].s, a[1].s); break;
+  case OP_IOPRIO:
+    if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)((a[0].i << 13) | a[1].i)) < 0)
+      die(c, errno, "ioprio_set");
+    break;
+  case OP_SCHED: {
+    struct {
+      uint32_t size, policy;
+      uint64_t flags;
+      int32_t nice;
+      uint32_t priority;
+      uint64_t runtime, deadline, period;
+    } attr = {48, (uint32_t)a[0].i, (uint64_t)a[3].i, (int32_t)a[1].i, (uint32_t)a[2].i,
+              (uint64_t)a[4].i, (uint64_t)a[5].i, (uint64_t)a[6].i};
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) die(c, errno, "sched_setattr");
+    break;
+  }
+  case OP_CPU_AFFINITY: {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (const char *p = a[0].s; *p;) {
+      char *end;
+      long lo = strtol(p, &end, 10), hi = lo;
+      if (end == p) die(c, EINVAL, "cpu list %s", a[0].s);
+      if (*end == '-') hi = strtol(end + 1, &end, 10);
+      for (long k = lo; k <= hi && k < CPU_SETSIZE; k++) CPU_SET((int)k, &set);
+      p = *end == ',' ? end + 1 : end;
+      if (*end && *end != ',') die(c, EINVAL, "cpu list %s", a[0].s);
+    }
+    if (sched_setaffinity(0, sizeof set, &set) < 0) die(c, errno, "sched_setaffinity(%s)", a[0].s);
+    break;
+  }
   case OP_CGROUP_NS_UNSHARE:
     if (unshare(CLONE_NEWCGROUP) < 0) die(c, errno, "unshare(CLONE_NEWCGROUP)");
     break;

@@ -21,6 +21,12 @@ NAMESPACES = {
     "cgroup": 0x02000000,
     "time": 0x00000080,
 }
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 1, "SCHED_FLAG_RECLAIM": 2, "SCHED_FLAG_DL_OVERRUN": 4,
+               "SCHED_FLAG_KEEP_POLICY": 8, "SCHED_FLAG_KEEP_PARAMS": 16, "SCHED_FLAG_UTIL_CLAMP_MIN": 32,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 64}
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -114,6 +120,7 @@ class Process:
     __slots__ = (
         "terminal", "console_size", "user", "args", "env", "cwd", "capabilities", "rlimits",
         "no_new_privileges", "apparmor_profile", "selinux_label", "oom_score_adj", "raw",
+        "io_priority", "scheduler", "cpu_affinity",
     )
 
     def __init__(self, d: dict, path: str = "process") -> None:
@@ -159,6 +166,36 @@ class Process:
         self.no_new_privileges = _bool(d.get("noNewPrivileges", False), f"{path}.noNewPrivileges")
         self.apparmor_profile = _str(d.get("apparmorProfile", ""), f"{path}.apparmorProfile")
         self.selinux_label = _str(d.get("selinuxLabel", ""), f"{path}.selinuxLabel")
+        self.io_priority = self.scheduler = None
+        self.cpu_affinity = ""
+        if d.get("ioPriority") is not None:
+            io = _obj(d["ioPriority"], f"{path}.ioPriority")
+            cls = _str(io.get("class"), f"{path}.ioPriority.class")
+            if cls not in IOPRIO_CLASSES:
+                raise bad(f"{path}.ioPriority.class", f'unknown class "{cls}"')
+            self.io_priority = (IOPRIO_CLASSES[cls], _int(io.get("priority", 0), f"{path}.ioPriority.priority", 0, 7))
+        if d.get("scheduler") is not None:
+            sc = _obj(d["scheduler"], f"{path}.scheduler")
+            pol = _str(sc.get("policy"), f"{path}.scheduler.policy")
+            if pol not in SCHED_POLICIES:
+                raise bad(f"{path}.scheduler.policy", f'unknown policy "{pol}"')
+            flags = 0
+            for i, fl in enumerate(_strs(sc.get("flags", []), f"{path}.scheduler.flags")):
+                if fl not in SCHED_FLAGS:
+                    raise bad(f"{path}.scheduler.flags[{i}]", f'unknown flag "{fl}"')
+                flags |= SCHED_FLAGS[fl]
+            self.scheduler = (
+                SCHED_POLICIES[pol], _int(sc.get("nice", 0), f"{path}.scheduler.nice", -20, 19),
+                _int(sc.get("priority", 0), f"{path}.scheduler.priority", 0, 99), flags,
+                _int(sc.get("runtime", 0), f"{path}.scheduler.runtime", 0),
+                _int(sc.get("deadline", 0), f"{path}.scheduler.deadline", 0),
+                _int(sc.get("period", 0), f"{path}.scheduler.period", 0))
+        if d.get("execCPUAffinity") is not None:
+            aff = _obj(d["execCPUAffinity"], f"{path}.execCPUAffinity")
+            cpus = _str(aff.get("final", aff.get("initial", "")), f"{path}.execCPUAffinity.final")
+            if cpus and not all(part.replace("-", "", 1).isdigit() for part in cpus.split(",")):
+                raise bad(f"{path}.execCPUAffinity.final", f'invalid cpu list "{cpus}"')
+            self.cpu_affinity = cpus
         oom = d.get("oomScoreAdj")
         self.oom_score_adj = None if oom is None else _int(oom, f"{path}.oomScoreAdj", -1000, 1000)
 

@@ -19,7 +19,7 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP",
+    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -224,6 +224,17 @@ def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: di
         plan.add("READONLY", label, m.destination)
 
 
+def _sched_steps(plan: Plan, p: Process) -> None:
+    """process.ioPriority, process.scheduler and execCPUAffinity (its `final` set is the one exec'd with;
+    `initial` is where the runtime's own setup runs, which is the same set for a runtime without a re-exec)."""
+    if p.io_priority is not None:
+        plan.add("IOPRIO", "process.ioPriority", *p.io_priority)
+    if p.scheduler is not None:
+        plan.add("SCHED", "process.scheduler", *p.scheduler)
+    if p.cpu_affinity:
+        plan.add("CPU_AFFINITY", "process.execCPUAffinity", p.cpu_affinity)
+
+
 def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None) -> None:
     """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
     caps = p.capabilities
@@ -393,6 +404,7 @@ def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyri
         plan.add("PERSONALITY", "linux.personality", cfg.linux.personality)
     if p.oom_score_adj is not None:
         plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
+    _sched_steps(plan, p)
     if not no_new_keyring:
         plan.add("NEW_KEYRING", "")
     for i, (res, soft, hard) in enumerate(p.rlimits):
@@ -420,6 +432,7 @@ def compile_exec(
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
     if p.oom_score_adj is not None:
         plan.add("OOM_SCORE_ADJ", "process.oomScoreAdj", p.oom_score_adj)
+    _sched_steps(plan, p)
     for i, (res, soft, hard) in enumerate(p.rlimits):
         plan.add("RLIMIT", f"process.rlimits[{i}]", res, soft, hard)
     _user_steps(plan, p, seccomp)

@@ -96,3 +96,15 @@ def test_personality_domain(tmp_path):
     assert load(tmp_path, lambda s: s["linux"].update(personality={"domain": "LINUX32"})).linux.personality == 8
     with pytest.raises(OciError, match='linux.personality.domain: unknown domain "WIN"'):
         load(tmp_path, lambda s: s["linux"].update(personality={"domain": "WIN"}))
+
+
+@pytest.mark.parametrize(("key", "value", "msg"), [
+    ("ioPriority", {"class": "IOPRIO_CLASS_NOPE"}, 'process.ioPriority.class: unknown class "IOPRIO_CLASS_NOPE"'),
+    ("ioPriority", {"class": "IOPRIO_CLASS_BE", "priority": 9}, "process.ioPriority.priority: 9 out of range"),
+    ("scheduler", {"policy": "SCHED_NOPE"}, 'process.scheduler.policy: unknown policy "SCHED_NOPE"'),
+    ("scheduler", {"policy": "SCHED_OTHER", "flags": ["X"]}, 'process.scheduler.flags[0]: unknown flag "X"'),
+    ("execCPUAffinity", {"final": "a-b"}, 'invalid cpu list "a-b"'),
+])
+def test_process_scheduling_errors(tmp_path, key, value, msg):
+    with pytest.raises(OciError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        load(tmp_path, lambda s: s["process"].update({key: value}))

@@ -330,3 +330,24 @@ def test_personality_linux32(rt, bundle):
     b.spec["linux"]["personality"] = {"domain": "LINUX32"}
     out = run_out(rt, b).strip()
     assert out in ("i686", "i386", "armv7l", "armv8l"), out
+
+
+def test_io_priority_scheduler_affinity(rt, bundle):
+    b = bundle(["sh", "-c", "cat /proc/self/status | grep Cpus_allowed_list; cat /proc/self/stat"])
+    b.spec["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    b.spec["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    b.spec["process"]["execCPUAffinity"] = {"final": "0"}
+    out = run_out(rt, b).split("\n")
+    assert out[0].split() == ["Cpus_allowed_list:", "0"]
+    fields = out[1].rsplit(")", 1)[1].split()
+    assert fields[16] == "7" and fields[38] == "3"  # nice, policy SCHED_BATCH
+    # ioprio is not in /proc: check it through the container's init with ionice from outside
+    b2 = bundle(["sleep", "1000"])
+    b2.spec["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    b2.write()
+    rt("run", "-d", "-b", b2.path, b2.id, check=True)
+    import subprocess
+
+    r = subprocess.run(["ionice", "-p", str(rt.state(b2.id)["pid"])], capture_output=True, text=True)
+    rt("delete", "-f", b2.id, check=True)
+    assert r.stdout.strip() == "idle", r
