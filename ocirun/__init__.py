@@ -7,3 +7,4 @@ from time import monotonic_ns as _clock  # noqa: E402  (`time` is loaded at inte
 
 T0 = _clock()  # time zero of --trace: when the package was first imported
 TRACER = None  # an ocirun.tracer.Tracer while --trace / OCIRUN_TRACE is on; call sites test it first
+WARM_PID = 0  # the C launcher's cgroup-attach warm-up child (tools/launcher.c), reaped by cgroups.prewarm_wait

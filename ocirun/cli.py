@@ -268,7 +268,12 @@ def _run(argv: list[str]) -> int:
         return 1
 
 
-def main() -> None:
+def main(warm_pid: int = 0) -> None:
+    """Entry point; `warm_pid`: the C launcher's child that started the first cgroup attach's grace period."""
+    if warm_pid > 0:
+        import ocirun
+
+        ocirun.WARM_PID = warm_pid
     status = run(sys.argv[1:])
     # Interpreter teardown (freeing every module and object) costs several ms and does nothing for us:
     # flush what we printed and leave. A failed flush exits 120, as the interpreter's own exit would.

@@ -15,7 +15,7 @@ from ocirun.errors import OciError
 __all__ = ["Manager", "detect_mode", "from_state", "open_manager", "prewarm_attach", "prewarm_wait"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-_prewarm: list = []  # [lock released when the warm-up write returned] once started in this process
+_prewarm: list = []  # [lock released when the warm-up thread's write returned, or the launcher child's pid]
 
 
 def prewarm_attach() -> None:
@@ -28,7 +28,12 @@ def prewarm_attach() -> None:
     attach right after finds the lock warm. Best effort: if our own cgroup's directory is not certain (a
     mount whose root is not the hierarchy's), nothing is written.
     """
-    if _prewarm or os.path.exists(CGROUP_ROOT + "/cgroup.procs"):  # started already, or pure v2 (clone3)
+    if _prewarm:
+        return
+    if ocirun.WARM_PID > 0:  # the C launcher forked a child that did just this before Python started
+        _prewarm.append(ocirun.WARM_PID)
+        return
+    if os.path.exists(CGROUP_ROOT + "/cgroup.procs"):  # pure v2: clone3 joins the cgroup directly
         return
     import _thread
 
@@ -72,10 +77,26 @@ def _warm(done: object) -> None:
 
 
 def prewarm_wait() -> None:
-    """Wait for the warm-up write: clone (a raw syscall, no atfork handlers) must not copy a busy thread."""
-    if _prewarm:
-        _prewarm[0].acquire()
-        _prewarm[0].release()
+    """Wait for the warm-up write: clone (a raw syscall, no atfork handlers) must not copy a busy thread;
+    the launcher's warm-up child is reaped here (its write returns when the grace period is over)."""
+    if not _prewarm:
+        return
+    w = _prewarm[0]
+    if not isinstance(w, int):
+        w.acquire()
+        w.release()
+        return
+    if w <= 0:
+        return
+    _prewarm[0] = 0
+    tr = ocirun.TRACER
+    t = tr and tr.now()
+    try:
+        os.waitpid(w, 0)
+    except ChildProcessError:
+        return
+    if tr:
+        tr.step("cgroup.prewarm", t, f"reaped the launcher's warm-up child {w} (the attach lock, early)")
 
 
 def detect_mode() -> str:
