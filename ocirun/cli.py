@@ -4,8 +4,6 @@ Flags may be written --flag value, --flag=value or Go style -flag; global flags 
 Every user-caused failure is one `ocirun: <what>: <why>` line on stderr (and one JSON line in --log).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

@@ -1,7 +1,5 @@
 """One function per subcommand: turn parsed flags into calls on the lifecycle modules, print results."""
 
-from __future__ import annotations
-
 import os
 import sys
 

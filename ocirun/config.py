@@ -4,8 +4,6 @@ Only what the runtime acts on is modelled; `linux.resources` and `linux.seccomp`
 cgroup and seccomp modules, which check them with paths of their own.
 """
 
-from __future__ import annotations
-
 import os
 
 from ocirun import jsonio

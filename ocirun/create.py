@@ -1,7 +1,5 @@
 """`create`: config → plan → a container init waiting for `start`, with nothing left behind on failure."""
 
-from __future__ import annotations
-
 import os
 
 import ocirun

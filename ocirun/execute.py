@@ -17,8 +17,6 @@ Behaviour decisions, all as runc 1.2 unless noted:
 - `--console-socket` needs `--tty` and `--detach`; `--tty` in the foreground relays our stdio instead.
 """
 
-from __future__ import annotations
-
 import os
 
 import ocirun

@@ -1,7 +1,5 @@
 """Parent side of the C helper: spawn the child with a plan and speak the sync protocol with it."""
 
-from __future__ import annotations
-
 import os
 from _struct import Struct  # the `struct` wrapper module is one more file to import
 

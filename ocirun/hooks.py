@@ -3,8 +3,6 @@
 createContainer and startContainer run inside the container and are carried out by the C helper.
 """
 
-from __future__ import annotations
-
 import os
 
 import ocirun

@@ -1,7 +1,5 @@
 """start, kill and delete: the state machine of runtime.md on an existing container."""
 
-from __future__ import annotations
-
 import os
 
 import ocirun

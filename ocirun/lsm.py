@@ -1,8 +1,6 @@
 """AppArmor and SELinux labels: applied through /proc/self/attr when the host has the LSM, otherwise a
 clear error (a profile that cannot be applied must not be silently dropped)."""
 
-from __future__ import annotations
-
 import os
 
 from ocirun.errors import OciError

@@ -4,8 +4,6 @@ The plan is the whole interface between Python and C: a list of (op, label, args
 str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints it.
 """
 
-from __future__ import annotations
-
 import os
 from _struct import Struct, pack  # the `struct` wrapper module is one more file to import
 

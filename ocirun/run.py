@@ -1,8 +1,6 @@
 """`run`: create + start in one process; in the foreground it forwards signals, relays a terminal,
 exits with the container's status and deletes the container."""
 
-from __future__ import annotations
-
 import os
 
 import ocirun

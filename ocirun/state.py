@@ -1,8 +1,6 @@
 """Per-container state under --root: a directory per id, state.json written atomically, a flock for
 commands racing on one id, and liveness by pid + start time so a reused pid is never taken for the init."""
 
-from __future__ import annotations
-
 import os
 import time
 

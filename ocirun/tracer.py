@@ -10,8 +10,6 @@ points (create done, container started, command end), so runtime and child steps
 Times are milliseconds since the ocirun package was imported (the interpreter's own start-up is before 0).
 """
 
-from __future__ import annotations
-
 import os
 from _struct import Struct
 from time import monotonic_ns

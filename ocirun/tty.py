@@ -1,8 +1,6 @@
 """A terminal for `run`/`exec` without --console-socket: receive the pty master over our own socketpair
 and relay it to our stdio, with window-size changes passed on."""
 
-from __future__ import annotations
-
 import os
 
 from ocirun.errors import OciError

@@ -5,8 +5,6 @@ ignores every flag once --resources is given), flags given together with --resou
 Sizes accept runc's (docker/go-units RAMInBytes) forms: 100m, 1g, 512k, 1.5GiB, -1 for unlimited.
 """
 
-from __future__ import annotations
-
 import sys
 
 from ocirun.cli import Args

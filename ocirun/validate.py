@@ -9,8 +9,6 @@ This module imports json and jsonschema (slow); it is only for `ocirun validate`
 create/start (see docs/design.md, hot-path rules).
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re

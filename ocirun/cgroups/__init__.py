@@ -4,8 +4,6 @@ Import is cheap on purpose (create/start/delete hot path): the v1/v2 modules, re
 stats readers and the native BPF helper are imported only when a manager needs them.
 """
 
-from __future__ import annotations
-
 import os
 
 import ocirun

@@ -1,7 +1,5 @@
 """The Manager interface shared by the v1 (and hybrid) and v2 cgroupfs managers."""
 
-from __future__ import annotations
-
 
 class Manager:
     """One container's cgroup across all hierarchies. Subclasses: v1.V1Manager, v2.V2Manager."""

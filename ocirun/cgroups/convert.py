@@ -1,7 +1,5 @@
 """OCI (cgroup v1 shaped) values -> cgroup v2 values, as runc and crun convert them. Pure functions."""
 
-from __future__ import annotations
-
 from ocirun.errors import OciError
 
 

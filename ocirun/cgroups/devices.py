@@ -9,8 +9,6 @@ where, for every requested access bit, the *last* rule that matches the device d
 for every list runc accepts; where v1 cannot "punch holes" into a wildcard allow, v2 denies (safer).
 """
 
-from __future__ import annotations
-
 from ocirun.errors import OciError
 
 ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4  # BPF_DEVCG_ACC_*
@@ -25,7 +23,7 @@ class Rule(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, allow: bool, type: str, major: int, minor: int, access: str) -> Rule:  # noqa: A002
+    def __new__(cls, allow: bool, type: str, major: int, minor: int, access: str) -> "Rule":  # noqa: A002
         return tuple.__new__(cls, (allow, type, major, minor, access))
 
     allow = property(lambda self: self[0], doc="allow (True) or deny")

@@ -4,8 +4,6 @@ Files are opened by plain name relative to that fd with O_NOFOLLOW, and director
 component at a time, so neither a symlink nor a ".." can lead a write outside the cgroup tree.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import time
@@ -155,7 +153,7 @@ class CgroupDir:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> CgroupDir:
+    def __enter__(self) -> "CgroupDir":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,6 @@ cgroupsPath rules (runc's fs/fs2 drivers):
   * "slice:prefix:name" is the systemd driver's syntax; without systemd it is refused.
 """
 
-from __future__ import annotations
-
 import os
 import posixpath
 

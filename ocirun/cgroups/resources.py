@@ -1,7 +1,5 @@
 """Shared pieces of the v1 and v2 resource writers: value checks and the lazy per-controller dir cache."""
 
-from __future__ import annotations
-
 from ocirun.cgroups.fsutil import CgroupDir
 from ocirun.errors import OciError
 
@@ -93,7 +91,7 @@ class Dirs:
             d.close()
         self._open.clear()
 
-    def __enter__(self) -> Dirs:
+    def __enter__(self) -> "Dirs":
         return self
 
     def __exit__(self, *exc: object) -> None:

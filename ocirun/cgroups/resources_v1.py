@@ -4,8 +4,6 @@ Only keys present (and not null) are written, so `update` can pass a partial dic
 "unset" for the limits where 0 is not a usable value (memory limits, shares, quota, period, weight).
 """
 
-from __future__ import annotations
-
 import errno
 import os
 

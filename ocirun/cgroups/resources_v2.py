@@ -5,8 +5,6 @@ kernel/kernelTCP/swappiness/disableOOMKiller/useHierarchy/leafWeight are ignored
 knob); realtime and network are refused because ignoring them would silently drop a requested limit.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 

@@ -3,8 +3,6 @@
 runc marshals with omitempty/omitzero; the helpers below drop the same zero fields so the JSON matches.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 

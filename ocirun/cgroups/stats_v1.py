@@ -1,7 +1,5 @@
 """cgroup v1 stats readers (runc fs/*.go GetStats), assembled into runc's events "data" object."""
 
-from __future__ import annotations
-
 import os
 
 from ocirun.cgroups.fsutil import CgroupDir

@@ -4,8 +4,6 @@ As runc: cpu times from usec to nsec, memory.swap = memory + swap (v1's memsw), 
 "file", io.stat rbytes/wbytes/rios/wios mapped to Read/Write entries, pids.max "max" -> 0.
 """
 
-from __future__ import annotations
-
 import os
 
 from ocirun.cgroups.fsutil import CgroupDir

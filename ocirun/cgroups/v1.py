@@ -4,8 +4,6 @@ Hybrid hosts (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified) als
 directory on the cgroup2 mount, which runc joins too (key "unified"); controllers stay on v1 there.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -29,7 +27,7 @@ class V1Manager(Manager):
         self.mode = "hybrid" if hybrid else "v1"
 
     @classmethod
-    def for_path(cls, inner: str, *, hybrid: bool) -> V1Manager:
+    def for_path(cls, inner: str, *, hybrid: bool) -> "V1Manager":
         """Resolve `inner` in every mounted v1 hierarchy (and the unified mount on hybrid hosts)."""
         v1, v2, v2root = paths.cgroup_mounts()
         own = paths.own_cgroups()
@@ -46,7 +44,7 @@ class V1Manager(Manager):
         return cls(inner, dirs, mounts, hybrid=hybrid)
 
     @classmethod
-    def from_state(cls, data: dict) -> V1Manager:
+    def from_state(cls, data: dict) -> "V1Manager":
         try:
             return cls(data["path"], data["paths"], data["mounts"], hybrid=data["mode"] == "hybrid")
         except (KeyError, TypeError) as e:

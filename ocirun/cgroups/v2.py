@@ -4,8 +4,6 @@
 /sys/fs/cgroup/unified mount (used by the tests on v1 hosts to exercise freeze, kill and BPF devices).
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import time
@@ -26,7 +24,7 @@ class V2Manager(Manager):
         self.root = root
 
     @classmethod
-    def from_state(cls, data: dict) -> V2Manager:
+    def from_state(cls, data: dict) -> "V2Manager":
         try:
             return cls(data["path"], root=data["root"])
         except (KeyError, TypeError) as e:
