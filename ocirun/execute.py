@@ -111,13 +111,11 @@ def _exec(root: str, a: Args, out: Output) -> int:
             state.write_atomic(os.path.abspath(a.pid_file), str(child.pid).encode())
         if detach:
             return 0
-        from ocirun.run import forward_signals, wait_status
-
-        forward_signals(child.pid)
+        executor.forward_signals(child.pid)
         if relay is not None:
             relay.receive_master()
             relay.run(child.pid)
-        return wait_status(child.pid)
+        return executor.wait_status(child.pid)
     except BaseException:
         for fd in fds:
             os.close(fd)

@@ -8,46 +8,7 @@ from ocirun import lifecycle
 from ocirun.cli import Output
 from ocirun.create import CreateOpts, create
 from ocirun.errors import OciError
-
-FORWARDED = (1, 2, 3, 10, 12, 14, 15, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
-
-
-def wait_status(pid: int) -> int:
-    """Wait for our child; its exit status as a shell reports it (128 + signal when killed)."""
-    tr = ocirun.TRACER
-    t = tr and tr.now()
-    status = _wait_status(pid)
-    if tr:
-        tr.step("wait", t, f"pid {pid} exited: status {status}")
-    return status
-
-
-def _wait_status(pid: int) -> int:
-    while True:
-        try:
-            _, st = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 255
-        if os.WIFEXITED(st):
-            return os.WEXITSTATUS(st)
-        if os.WIFSIGNALED(st):
-            return 128 + os.WTERMSIG(st)
-
-
-def forward_signals(pid: int) -> None:
-    import _signal
-
-    def handler(sig: int, frame: object) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for s in FORWARDED:
-        try:
-            _signal.signal(s, handler)
-        except (OSError, ValueError):
-            pass
+from ocirun.executor import FORWARDED, forward_signals, wait_status  # noqa: F401  (exec shares them)
 
 
 def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:

@@ -8,7 +8,7 @@ import os
 import time
 
 import ocirun
-from ocirun.cgroups import fsutil, paths
+from ocirun.cgroups import fsutil
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
 
@@ -29,6 +29,8 @@ class V1Manager(Manager):
     @classmethod
     def for_path(cls, inner: str, *, hybrid: bool) -> "V1Manager":
         """Resolve `inner` in every mounted v1 hierarchy (and the unified mount on hybrid hosts)."""
+        from ocirun.cgroups import paths  # only create resolves paths: delete, ps, pause... rebuild from state
+
         v1, v2, v2root = paths.cgroup_mounts()
         own = paths.own_cgroups()
         dirs: dict[str, str] = {}
