@@ -7,8 +7,9 @@
  * the lock is taken, nothing moves, and the wait overlaps the interpreter's ~9 ms start-up instead of
  * following it. The child closes every inherited fd first (a caller waiting for EOF on our stdout, or a
  * console/pidfd socket, never sees it), writes only where /proc/self/mountinfo proves the mount is the
- * hierarchy's root (else "our" path could name another cgroup, and the write would move us), and is reaped
- * by the runtime (`main(<pid>)`, ocirun.cgroups.prewarm_wait). Pure cgroup v2 hosts need none of this
+ * hierarchy's root (else "our" path could name another cgroup, and the write would move us), keeps the lock
+ * warm until the runtime is about to clone, then is killed and reaped by it (`main(<pid>)`,
+ * ocirun.cgroups.prewarm_wait); it dies with its parent. Pure cgroup v2 hosts need none of this
  * (clone3 CLONE_INTO_CGROUP). Built by tools/install_launcher.py with the paths in launcher_config.h.
  */
 #define _GNU_SOURCE
@@ -16,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "launcher_config.h" /* OCIRUN_PYTHON, OCIRUN_CODE (ends in "main("), written by install_launcher.py */
@@ -25,6 +29,8 @@
 static const char *const V1[] = {"cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
                                  "net_cls", "net_prio", "perf_event", "freezer", "rdma", "name=systemd", "misc"};
 #define NV1 (sizeof(V1) / sizeof(V1[0]))
+#define WARM_EVERY_NS 5000000 /* well under a grace period (10-25 ms on the dev VM, a few ticks anywhere) */
+#define WARM_WRITES 30
 
 static ssize_t slurp(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -87,9 +93,11 @@ static const char *own_path(char *cg, const char *ctrl, char *out, size_t size) 
 }
 
 /* The child: find our own cgroup on a hierarchy mounted at its root and write "0" to its cgroup.procs. */
-static void warm(void) {
+static void warm(pid_t parent) {
     static char mi[1 << 16], cg[8192], target[4096], own[4096];
     syscall(SYS_close_range, 0U, ~0U, 0U);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        return;
     if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) /* pure v2: clone3 joins the cgroup directly */
         return;
     if (slurp("/proc/self/mountinfo", mi, sizeof(mi)) < 0 || slurp("/proc/self/cgroup", cg, sizeof(cg)) < 0)
@@ -145,11 +153,19 @@ static void warm(void) {
         return;
     strcpy(target + n, "/cgroup.procs");
     int fd = open(target, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write(fd, "0", 1) < 0) { /* best effort */
-        }
-        close(fd);
+    if (fd < 0)
+        return;
+    /* The lock stays warm for one to two grace periods after its last writer. When the first write finds it
+     * warm already (a container was attached moments ago) it returns at once, and the warmth would be gone by
+     * our own attach ~25 ms later: so write again every WARM_EVERY_NS until the runtime, about to clone,
+     * kills us (cgroups.prewarm_wait), our parent dies, or WARM_WRITES are done (~150 ms, then we exit). */
+    struct timespec every = {0, WARM_EVERY_NS};
+    for (int i = 0; i < WARM_WRITES && getppid() == parent; i++) {
+        if (write(fd, "0", 1) < 0)
+            break;
+        nanosleep(&every, NULL);
     }
+    close(fd);
 }
 
 /* The command word: the first argument that is not a global flag or a global flag's value (cli.GLOBAL). */
@@ -178,9 +194,10 @@ int main(int argc, char **argv) {
     const char *cmd = command(argc, argv);
     pid_t warm_pid = 0;
     if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {
+        pid_t self = getpid();
         warm_pid = fork();
         if (warm_pid == 0) {
-            warm();
+            warm(self);
             _exit(0);
         }
         if (warm_pid < 0)

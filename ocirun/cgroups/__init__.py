@@ -90,11 +90,12 @@ def prewarm_wait() -> None:
     tr = ocirun.TRACER
     t = tr and tr.now()
     try:
+        os.kill(w, 9)  # it keeps the lock warm until now; a write in progress (a grace period) ends first
         os.waitpid(w, 0)
-    except ChildProcessError:
+    except (ChildProcessError, ProcessLookupError):
         return
     if tr:
-        tr.step("cgroup.prewarm", t, f"reaped the launcher's warm-up child {w} (the attach lock, early)")
+        tr.step("cgroup.prewarm", t, f"stopped the launcher's warm-up child {w} (the attach lock, early)")
 
 
 def detect_mode() -> str:
