@@ -1,7 +1,6 @@
 """Parent side of the C helper: spawn the child with a plan and speak the sync protocol with it."""
 
 import os
-from _struct import Struct  # the `struct` wrapper module is one more file to import
 
 import ocirun
 from ocirun.errors import OciError
@@ -9,7 +8,7 @@ from ocirun.plan import Plan
 
 MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD = 1, 2, 3, 4, 5
 MSG_GO, MSG_ABORT = 100, 101
-_HDR = Struct("<IiI")
+_HDR_SIZE = 12  # struct { uint32 type; int32 value; uint32 len } (little-endian), then len bytes
 
 
 class Child:
@@ -32,8 +31,10 @@ class Child:
             m = b""
         if not m:
             return 0, 0, b""
-        t, v, n = _HDR.unpack_from(m)
-        return t, v, m[_HDR.size : _HDR.size + n]
+        t = int.from_bytes(m[0:4], "little")
+        v = int.from_bytes(m[4:8], "little", signed=True)
+        n = int.from_bytes(m[8:12], "little")
+        return t, v, m[_HDR_SIZE : _HDR_SIZE + n]
 
     def recv_fd(self) -> int:
         r = self._native.ocirun_recv_fd(self.fd, self._ffi.NULL, 0)
@@ -42,7 +43,7 @@ class Child:
         return r
 
     def go(self, payload: bytes = b"") -> None:
-        os.write(self.fd, _HDR.pack(MSG_GO, 0, len(payload)))
+        os.write(self.fd, MSG_GO.to_bytes(4, "little") + bytes(4) + len(payload).to_bytes(4, "little"))
         if payload:
             os.write(self.fd, payload)
 

@@ -5,7 +5,6 @@ str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints
 """
 
 import os
-from _struct import Struct, pack  # the `struct` wrapper module is one more file to import
 
 from ocirun.config import NAMESPACES, Config, Mount, Process, bad
 from ocirun.errors import OciError
@@ -118,20 +117,18 @@ class Plan:
         self.steps.append(Step(op, label, *args))
 
     def encode(self) -> bytes:
-        """The wire format of csrc/plan.h."""
-        out = [b"OCIP", pack("<I", len(self.steps))]
-        pack_i = Struct("<Bq").pack
-        pack_n = Struct("<I").pack
+        """The wire format of csrc/plan.h (little-endian; int.to_bytes rather than loading _struct)."""
+        out = [b"OCIP", len(self.steps).to_bytes(4, "little")]
         for st in self.steps:
             label = st.label.encode()
-            out.append(pack("<II", OPCODE[st.op], len(st.args)))
-            out.append(pack_n(len(label)) + label + b"\0")
+            out.append(OPCODE[st.op].to_bytes(4, "little") + len(st.args).to_bytes(4, "little"))
+            out.append(len(label).to_bytes(4, "little") + label + b"\0")
             for a in st.args:
                 if isinstance(a, int):
-                    out.append(pack_i(0, a if a < (1 << 63) else a - (1 << 64)))
+                    out.append(b"\0" + (a if a < (1 << 63) else a - (1 << 64)).to_bytes(8, "little", signed=True))
                 else:
                     b = a.encode() if isinstance(a, str) else a
-                    out.append(b"\1" + pack_n(len(b)) + b + b"\0")
+                    out.append(b"\1" + len(b).to_bytes(4, "little") + b + b"\0")
         return b"".join(out)
 
     def describe(self) -> str:
