@@ -13,6 +13,7 @@
  * (clone3 CLONE_INTO_CGROUP). Built by tools/install_launcher.py with the paths in launcher_config.h.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +96,15 @@ static const char *own_path(char *cg, const char *ctrl, char *out, size_t size) 
 /* The child: find our own cgroup on a hierarchy mounted at its root and write "0" to its cgroup.procs. */
 static void warm(pid_t parent) {
     static char mi[1 << 16], cg[8192], target[4096], own[4096];
-    syscall(SYS_close_range, 0U, ~0U, 0U);
+    if (syscall(SYS_close_range, 0U, ~0U, 0U) < 0) { /* before Linux 5.9 */
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+                close(atoi(e->d_name));
+        if (d)
+            closedir(d);
+    }
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         return;
     if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) /* pure v2: clone3 joins the cgroup directly */
