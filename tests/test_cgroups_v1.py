@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from cgrouptest import BUSY, KEYS, sleeper, spawn
 
 from ocirun.cgroups import detect_mode, from_state, open_manager
 from ocirun.cgroups.base import Manager
@@ -50,20 +51,6 @@ def mgr() -> Iterator[Manager]:
         assert not any(os.path.exists(p) for p in m.paths().values())
 
 
-BUSY = "read x; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; exec sleep 1000"
-KEYS = {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"}
-
-
-def _spawn(m: Manager, *argv: str, **kw: object) -> subprocess.Popen:
-    p = subprocess.Popen(list(argv), **kw)  # type: ignore[call-overload]
-    m.procs.append(p)  # type: ignore[attr-defined]
-    return p
-
-
-def _sleeper(m: Manager) -> subprocess.Popen:
-    p = _spawn(m, "sleep", "1000")
-    m.add_pid(p.pid)
-    return p
 
 
 def test_create_makes_every_hierarchy_and_is_idempotent(mgr: Manager) -> None:
@@ -84,7 +71,7 @@ def test_create_makes_every_hierarchy_and_is_idempotent(mgr: Manager) -> None:
 
 def test_add_pid_joins_every_hierarchy_and_pids_lists_it(mgr: Manager) -> None:
     mgr.create()
-    p = _sleeper(mgr)
+    p = sleeper(mgr)
     assert mgr.pids() == [p.pid]
     rel = mgr.to_state()["path"]
     with open(f"/proc/{p.pid}/cgroup") as f:
@@ -96,10 +83,10 @@ def test_add_pid_joins_every_hierarchy_and_pids_lists_it(mgr: Manager) -> None:
 
 def test_pids_is_recursive_and_sorted(mgr: Manager) -> None:
     mgr.create()
-    a = _sleeper(mgr)
+    a = sleeper(mgr)
     child = mgr.paths()["pids"] + "/sub"
     os.mkdir(child)
-    b = _spawn(mgr, "sleep", "1000")
+    b = spawn(mgr, "sleep", "1000")
     with open(child + "/cgroup.procs", "w") as f:
         f.write(str(b.pid))
     assert mgr.pids() == sorted([a.pid, b.pid])
@@ -194,7 +181,7 @@ def test_devices_v1_allow_list_is_enforced(mgr: Manager) -> None:
             "('/dev/full',os.O_RDONLY)):\n"
             "  try: os.close(os.open(n,f)); print(n,'ok')\n"
             "  except OSError as e: print(n,e.errno)\n")
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', code,
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', code,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     out, _ = p.communicate("go\n")
@@ -209,7 +196,7 @@ def test_memory_limit_is_enforced_by_oom_kill(mgr: Manager) -> None:
         mem["swap"] = limit  # no swap either
     mgr.apply({"memory": mem})
     before = mgr.oom_kill_count()
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "b = b\'x\' * (256 << 20); print(len(b))"',
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "b = b\'x\' * (256 << 20); print(len(b))"',
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     out, _ = p.communicate("go\n")
@@ -242,7 +229,7 @@ time.sleep(1000)
 def test_pids_limit_stops_a_fork_loop(mgr: Manager) -> None:
     mgr.create()
     mgr.apply({"pids": {"limit": 8}})
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', FORK_LOOP,
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', FORK_LOOP,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     p.stdin.write("go\n")
@@ -263,7 +250,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def test_freeze_thaw_stops_a_busy_process(mgr: Manager) -> None:
     mgr.create()
-    p = _spawn(mgr, "sh", "-c", "while :; do :; done")
+    p = spawn(mgr, "sh", "-c", "while :; do :; done")
     mgr.add_pid(p.pid)
     assert not mgr.is_frozen()
     mgr.freeze()
@@ -281,10 +268,10 @@ def test_freeze_thaw_stops_a_busy_process(mgr: Manager) -> None:
 
 def test_kill_all_signals_every_process(mgr: Manager) -> None:
     mgr.create()
-    a, b = _sleeper(mgr), _sleeper(mgr)
+    a, b = sleeper(mgr), sleeper(mgr)
     mgr.kill_all(signal.SIGTERM)
     assert a.wait() == -signal.SIGTERM and b.wait() == -signal.SIGTERM
-    c = _sleeper(mgr)
+    c = sleeper(mgr)
     mgr.freeze()  # a paused container must still die on SIGKILL
     mgr.kill_all(signal.SIGKILL)
     assert c.wait() == -signal.SIGKILL
@@ -294,7 +281,7 @@ def test_kill_all_signals_every_process(mgr: Manager) -> None:
 def test_stats_shape_matches_runc_events(mgr: Manager) -> None:
     mgr.create()
     mgr.apply({"memory": {"limit": 256 << 20}, "pids": {"limit": 100}})
-    p = _spawn(mgr, "sh", "-c", BUSY,
+    p = spawn(mgr, "sh", "-c", BUSY,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     p.stdin.write("go\n")
@@ -315,7 +302,7 @@ def test_stats_shape_matches_runc_events(mgr: Manager) -> None:
 
 def test_state_round_trip_controls_the_same_cgroup(mgr: Manager) -> None:
     mgr.create()
-    p = _sleeper(mgr)
+    p = sleeper(mgr)
     again = from_state(mgr.to_state())
     assert again.pids() == [p.pid]
     assert again.clone_into_fd() is None
@@ -329,7 +316,7 @@ def test_limit_below_usage_names_resource_and_file(mgr: Manager) -> None:
     mgr.create()
     mgr.apply({"memory": {"limit": 256 << 20}})
     hog = "b = b'x' * (40 << 20); print(1, flush=True); import time; time.sleep(1000)"
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', hog,
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', hog,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     mem = {"limit": 4 << 20}
@@ -402,7 +389,7 @@ def test_invalid_values_name_the_json_path(mgr: Manager) -> None:
 
 def test_destroy_with_exiting_tasks_and_missing_dirs(mgr: Manager) -> None:
     mgr.create()
-    p = _sleeper(mgr)
+    p = sleeper(mgr)
     os.mkdir(mgr.paths()["memory"] + "/nested")
     mgr.kill_all(signal.SIGKILL)
     p.wait()
@@ -413,7 +400,7 @@ def test_destroy_with_exiting_tasks_and_missing_dirs(mgr: Manager) -> None:
 
 def test_destroy_refuses_while_tasks_live(mgr: Manager) -> None:
     mgr.create()
-    _sleeper(mgr)
+    sleeper(mgr)
     with pytest.raises(OciError, match="removing cgroup: Device or resource busy"):
         from ocirun.cgroups import fsutil
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from cgrouptest import BUSY, KEYS, sleeper, spawn
 
 from ocirun.cgroups import detect_mode, fsutil, open_manager
 from ocirun.cgroups.v2 import V2Manager
@@ -95,20 +96,6 @@ def _restore_subtree_control(saved: list[str]) -> None:
             time.sleep(0.02)
 
 
-BUSY = "read x; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; exec sleep 1000"
-KEYS = {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"}
-
-
-def _spawn(m: V2Manager, *argv: str, **kw: object) -> subprocess.Popen:
-    p = subprocess.Popen(list(argv), **kw)  # type: ignore[call-overload]
-    m.procs.append(p)  # type: ignore[attr-defined]
-    return p
-
-
-def _sleeper(m: V2Manager) -> subprocess.Popen:
-    p = _spawn(m, "sleep", "1000")
-    m.add_pid(p.pid)
-    return p
 
 
 def test_create_destroy_and_clone_into_fd(mgr: V2Manager) -> None:
@@ -128,10 +115,10 @@ def test_create_destroy_and_clone_into_fd(mgr: V2Manager) -> None:
 
 def test_add_pid_and_recursive_pids(mgr: V2Manager) -> None:
     mgr.create()
-    a = _sleeper(mgr)
+    a = sleeper(mgr)
     assert _read(f"/proc/{a.pid}/cgroup").splitlines()[-1].endswith(mgr.dir[len(mgr.root):])
     os.mkdir(mgr.dir + "/sub")
-    b = _spawn(mgr, "sleep", "1000")
+    b = spawn(mgr, "sleep", "1000")
     with open(mgr.dir + "/sub/cgroup.procs", "w") as f:
         f.write(str(b.pid))
     assert mgr.pids() == sorted([a.pid, b.pid])
@@ -144,7 +131,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def test_freeze_thaw(mgr: V2Manager) -> None:
     mgr.create()
-    p = _spawn(mgr, "sh", "-c", "while :; do :; done")
+    p = spawn(mgr, "sh", "-c", "while :; do :; done")
     mgr.add_pid(p.pid)
     mgr.freeze()
     assert mgr.is_frozen()
@@ -160,10 +147,10 @@ def test_freeze_thaw(mgr: V2Manager) -> None:
 
 def test_kill_all(mgr: V2Manager) -> None:
     mgr.create()
-    a, b = _sleeper(mgr), _sleeper(mgr)
+    a, b = sleeper(mgr), sleeper(mgr)
     mgr.kill_all(signal.SIGTERM)
     assert (a.wait(), b.wait()) == (-signal.SIGTERM, -signal.SIGTERM)
-    c = _sleeper(mgr)
+    c = sleeper(mgr)
     mgr.freeze()
     mgr.kill_all(signal.SIGKILL)  # cgroup.kill reaches frozen tasks too
     assert c.wait() == -signal.SIGKILL
@@ -179,7 +166,7 @@ OPEN_PROBE = (
 
 
 def _probe(mgr: V2Manager) -> list[str]:
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', OPEN_PROBE,
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "$0"', OPEN_PROBE,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     out, _ = p.communicate("go\n")
@@ -223,7 +210,7 @@ def test_bpf_allow_all(mgr: V2Manager) -> None:
 
 def test_stats_shape(mgr: V2Manager) -> None:
     mgr.create()
-    p = _spawn(mgr, "sh", "-c", BUSY,
+    p = spawn(mgr, "sh", "-c", BUSY,
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mgr.add_pid(p.pid)
     p.stdin.write("go\n")
@@ -297,13 +284,13 @@ def test_memory_conversions_and_partial_update(mgr: V2Manager) -> None:
 def test_memory_oom_and_check_before_update(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"memory": {"limit": 48 << 20, "swap": 48 << 20}})
-    p = _spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "b = b\'x\' * (256 << 20)"',
+    p = spawn(mgr, "sh", "-c", f'read x; exec {sys.executable} -c "b = b\'x\' * (256 << 20)"',
                stdin=subprocess.PIPE)
     mgr.add_pid(p.pid)
     p.communicate(b"go\n")
     assert p.returncode == -signal.SIGKILL
     assert mgr.oom_kill_count() >= 1
-    q = _sleeper(mgr)
+    q = sleeper(mgr)
     assert q.poll() is None
     with pytest.raises(OciError, match="checkBeforeUpdate"):
         mgr.apply({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
@@ -314,7 +301,7 @@ def test_pids_limit(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"pids": {"limit": 3}})
     assert _read(mgr.dir + "/pids.max") == "3"
-    p = _spawn(mgr, "sh", "-c", "read x; sleep 1000 & sleep 1000 & sleep 1000 & echo $?; exec sleep 1000",
+    p = spawn(mgr, "sh", "-c", "read x; sleep 1000 & sleep 1000 & sleep 1000 & echo $?; exec sleep 1000",
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     mgr.add_pid(p.pid)
     p.stdin.write("go\n")

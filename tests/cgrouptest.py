@@ -1,0 +1,23 @@
+"""Helpers shared by the cgroup v1 and v2 manager tests: real processes placed in a test cgroup."""
+
+from __future__ import annotations
+
+import subprocess
+
+from ocirun.cgroups.base import Manager
+
+BUSY = "read x; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; exec sleep 1000"
+KEYS = {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"}
+
+
+def spawn(m: Manager, *argv: str, **kw: object) -> subprocess.Popen:
+    """Start a process the test's manager fixture kills and reaps afterwards (m.procs)."""
+    p = subprocess.Popen(list(argv), **kw)  # type: ignore[call-overload]
+    m.procs.append(p)  # type: ignore[attr-defined]
+    return p
+
+
+def sleeper(m: Manager) -> subprocess.Popen:
+    p = spawn(m, "sleep", "1000")
+    m.add_pid(p.pid)
+    return p
