@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cgrouptest import BUSY, KEYS, sleeper, spawn
+from cgrouptest import BUSY, KEYS, sleeper, spawn, tracked
 
 from ocirun.cgroups import detect_mode, from_state, open_manager
 from ocirun.cgroups.base import Manager
@@ -33,20 +33,10 @@ def _read(path: str) -> str:
 def mgr() -> Iterator[Manager]:
     name = f"/ocirun-test-{uuid.uuid4().hex[:12]}"
     m = open_manager(name, "t")
-    procs: list[subprocess.Popen] = []
-    m.procs = procs  # type: ignore[attr-defined]
     try:
-        yield m
+        with tracked(m):
+            yield m
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        try:
-            m.thaw()
-        except (OciError, OSError):
-            pass
-        m.kill_all(signal.SIGKILL)
         m.destroy()
         assert not any(os.path.exists(p) for p in m.paths().values())
 

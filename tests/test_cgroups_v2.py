@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cgrouptest import BUSY, KEYS, sleeper, spawn
+from cgrouptest import BUSY, KEYS, sleeper, spawn, tracked
 
 from ocirun.cgroups import detect_mode, fsutil, open_manager
 from ocirun.cgroups.v2 import V2Manager
@@ -60,18 +60,10 @@ def mgr() -> Iterator[V2Manager]:
     m = open_manager(name, "t") if on_v2_host else V2Manager(ROOT + name, root=ROOT)
     assert isinstance(m, V2Manager)
     saved = _read(ROOT + "/cgroup.subtree_control").split()
-    procs: list[subprocess.Popen] = []
-    m.procs = procs  # type: ignore[attr-defined]
     try:
-        yield m
+        with tracked(m):
+            yield m
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        if os.path.isdir(m.dir):
-            m.thaw()
-        m.kill_all(signal.SIGKILL)
         for _ in range(200):
             if not m.pids():
                 break
