@@ -153,3 +153,19 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == ""
+
+
+def test_mkdir_p_removes_what_it_made_when_a_level_fails():
+    import os
+    import uuid
+
+    import pytest
+
+    from ocirun.cgroups import fsutil
+    from ocirun.errors import OciError
+
+    root = "/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup"
+    top = f"ocirun-rollback-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(OciError):
+        fsutil.mkdir_p(root, [top, "ok", ".."])
+    assert not os.path.exists(f"{root}/{top}")

@@ -73,10 +73,12 @@ def open_dir(path: str) -> int:
     return fd
 
 
-def mkdir_p(root: str, parts: list[str], *, on_new: object = None) -> list[str]:
+def mkdir_p(root: str, parts: list[str], *, on_new: object = None, before_level: object = None) -> list[str]:
     """Create root/parts... one level at a time with mkdirat; return the paths this call created.
 
+    `before_level(parent_fd)` runs before each level (v2 enables controllers in subtree_control);
     `on_new(parent_fd, child_fd, child_path)` runs for each newly made level (v1 cpuset copies cpus/mems).
+    On failure the levels this call made are removed again, so a failed create leaves nothing behind.
     """
     created: list[str] = []
     fd = open_dir(root)
@@ -84,6 +86,8 @@ def mkdir_p(root: str, parts: list[str], *, on_new: object = None) -> list[str]:
     try:
         for name in parts:
             _check_name(name)
+            if before_level is not None:
+                before_level(fd)  # type: ignore[operator]
             path = f"{path}/{name}"
             try:
                 os.mkdir(name, 0o755, dir_fd=fd)
@@ -100,6 +104,13 @@ def mkdir_p(root: str, parts: list[str], *, on_new: object = None) -> list[str]:
                     raise
             os.close(fd)
             fd = child
+    except BaseException:
+        for p in reversed(created):
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+        raise
     finally:
         os.close(fd)
     return created

@@ -48,31 +48,10 @@ class V2Manager(Manager):
 
     def create(self) -> None:
         """mkdir each level, enabling every available controller in the ancestors' subtree_control."""
-        parts = fsutil.split_inner(self.dir[len(self.root):])
-        created: list[str] = []
-        fd = fsutil.open_dir(self.root)
-        path = self.root
         try:
-            for name in parts:
-                _enable_controllers(fd)
-                path = f"{path}/{name}"
-                try:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                    created.append(path)
-                except FileExistsError:
-                    pass
-                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
-                fd = child
+            fsutil.mkdir_p(self.root, fsutil.split_inner(self.dir[len(self.root):]), before_level=_enable_controllers)
         except OSError as e:
-            for p in reversed(created):
-                try:
-                    os.rmdir(p)
-                except OSError:
-                    pass
-            raise OciError(path, f"creating cgroup: {os.strerror(e.errno or errno.EIO)}") from e
-        finally:
-            os.close(fd)
+            raise OciError(self.dir, f"creating cgroup: {os.strerror(e.errno or errno.EIO)}") from e
 
     def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
         from ocirun.cgroups import resources_v2
