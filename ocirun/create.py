@@ -65,30 +65,28 @@ def _connect_console(path: str) -> int:
     return s.detach()
 
 
-def _write_id_maps(pid: int, cfg: config_mod.Config) -> None:
-    lx = cfg.linux
+def _write_proc(pid: int, name: str, text: str, what: str) -> None:
+    """One write of a /proc/PID file only the parent may fill in (id maps, time offsets)."""
     try:
-        for name, maps in (("uid_map", lx.uid_mappings), ("gid_map", lx.gid_mappings)):
-            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-    except OSError as e:
-        raise OciError(f"linux.{'uid' if 'uid' in name else 'gid'}Mappings", f"writing {name}: {e.strerror}") from None
-
-
-def _write_time_offsets(pid: int, cfg: config_mod.Config) -> None:
-    text = "".join(f"{k} {secs} {ns}\n" for k, (secs, ns) in cfg.linux.time_offsets.items())
-    try:
-        fd = os.open(f"/proc/{pid}/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, text.encode())
         finally:
             os.close(fd)
     except OSError as e:
-        raise OciError("linux.timeOffsets", f"writing timens_offsets: {e.strerror}") from None
+        raise OciError(what, f"writing {name}: {e.strerror}") from None
+
+
+def _write_id_maps(pid: int, cfg: config_mod.Config) -> None:
+    lx = cfg.linux
+    for name, maps, what in (("uid_map", lx.uid_mappings, "linux.uidMappings"),
+                             ("gid_map", lx.gid_mappings, "linux.gidMappings")):
+        _write_proc(pid, name, "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps), what)
+
+
+def _write_time_offsets(pid: int, cfg: config_mod.Config) -> None:
+    text = "".join(f"{k} {secs} {ns}\n" for k, (secs, ns) in cfg.linux.time_offsets.items())
+    _write_proc(pid, "timens_offsets", text, "linux.timeOffsets")
 
 
 def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202

@@ -189,3 +189,12 @@ def test_selinux_labels_without_selinux(rt, bundle):
     b.spec["process"]["selinuxLabel"] = ""
     b.spec["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
     fails(rt, b, msg="linux.mountLabel")
+
+
+def test_id_mappings_refused_by_the_kernel(rt, bundle):
+    b = bundle()
+    b.spec["linux"]["namespaces"].append({"type": "user"})
+    b.spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10},
+                                      {"containerID": 5, "hostID": 200000, "size": 10}]  # overlapping ids
+    b.spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]
+    fails(rt, b, msg="linux.uidMappings: writing uid_map: Invalid argument")
