@@ -16,11 +16,12 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
-from ocitest import make_rootfs
+from ocitest import make_rootfs, ocirun_cmd
 
 from .clientlib import IMAGE, Ctr, Podman, runtime_list
 
@@ -32,8 +33,8 @@ RESULTS: dict[tuple[str, str], str] = {}
 
 
 def runtime_path(name: str) -> str:
-    """The binary the clients exec: the installed launcher (clients need a path, not a module)."""
-    path = shutil.which("ocirun") if name == "ocirun" else RUNC
+    """The binary the clients exec: this checkout's launcher (clients need a path, not a module)."""
+    path = ocirun_cmd()[0] if name == "ocirun" else RUNC
     if not path:
         pytest.skip(f"{name} is not installed (make install)")
     return path
@@ -166,11 +167,12 @@ def _podman_limits() -> tuple[int, int]:
 @pytest.fixture(scope="session")
 def podman_env(tmp_path_factory: pytest.TempPathFactory, rootfs_tar: str) -> Iterator[Podman]:
     ensure_packages({"podman": "podman", "conmon": "conmon"})
-    base = str(tmp_path_factory.mktemp("podman"))
+    # Short and under /tmp: podman refuses a runroot longer than 50 characters (pytest's tmp paths grow).
+    base = tempfile.mkdtemp(prefix="ocirun-podman-", dir="/tmp")
     for d in ("storage", "runroot", "tmp", "networks"):
         os.makedirs(f"{base}/{d}")
     nofile, nproc = _podman_limits()
-    ocirun = shutil.which("ocirun") or "/usr/local/bin/ocirun"
+    ocirun = ocirun_cmd()[0]
     with open(f"{base}/containers.conf", "w") as f:
         f.write(f"""[containers]
 netns = "none"
