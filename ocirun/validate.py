@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -85,7 +84,9 @@ def _json_type(value: Any) -> str:
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
     """Load and compile our schema once per process."""
-    text = resources.files("ocirun").joinpath("schema/config.schema.json").read_text(encoding="utf-8")
+    # A path beside this file, not importlib.resources: the launcher's bundle loader serves no resources.
+    with open(os.path.join(os.path.dirname(__file__), "schema", "config.schema.json"), encoding="utf-8") as f:
+        text = f.read()
     schema = json.loads(text)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)

@@ -43,3 +43,70 @@ def test_run_and_exec_stop_the_warm_up_child(rt, bundle) -> None:  # noqa: ANN00
         assert "warm-up child" in p.err
     finally:
         rt("delete", "--force", b.id, check=True)
+
+
+def _tools():  # noqa: ANN202
+    import sys
+
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import install_launcher
+
+    return install_launcher
+
+
+_PROBE = """
+import pkgx.mod
+loader = pkgx.mod.__spec__.loader
+loader = getattr(loader, "__name__", type(loader).__name__)
+print(loader, pkgx.mod.answer(), pkgx.mod.__doc__, pkgx.mod.__file__ == {path!r}, pkgx.__path__)
+"""
+
+
+def test_bundle_serves_the_package_and_never_stale_code(tmp_path) -> None:  # noqa: ANN001
+    """The launcher's bundle: modules come from it (docstrings stripped, __file__ and __path__ as from the
+    source), and a module edited after the install comes from its source instead."""
+    import sys
+
+    il = _tools()
+    pkg = tmp_path / "pkgx"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    mod = pkg / "mod.py"
+    mod.write_text('"""Doc."""\n\ndef answer():\n    return 42\n')
+    bundle = il.write_bundle(str(tmp_path), "pkgx")
+    code = il.start_code([str(tmp_path)], bundle) + _PROBE.format(path=str(mod))
+
+    def probe() -> list[str]:
+        p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split(maxsplit=4)
+
+    out = probe()
+    assert out[:4] == ["BundleFinder", "42", "None", "True"] and str(pkg) in out[4], out
+    mod.write_text('"""Doc."""\n\ndef answer():\n    return 43\n')  # edited after the install
+    out = probe()
+    assert out[:4] == ["SourceFileLoader", "43", "Doc.", "True"], out
+    os.unlink(bundle)  # an unreadable bundle: everything from source
+    assert probe()[:2] == ["SourceFileLoader", "43"]
+
+
+def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: ANN001
+    """pick_python only chooses an interpreter of this version that imports the C helper's module; the one it
+    picks is statically linked when it is not the installing interpreter."""
+    import sys
+
+    il = _tools()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python, why = il.pick_python([root, *sys.path])
+    p = subprocess.run([python, "-IS", "-c", f"import sys; sys.path += {[root, *sys.path]!r}; import ocirun._native;"
+                        "print(sys.implementation.cache_tag); print(open('/proc/self/maps').read())"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    tag, maps = p.stdout.split("\n", 1)
+    assert tag == sys.implementation.cache_tag
+    if python != os.path.realpath(sys.executable):
+        assert why == "statically linked libpython" and "/libpython" not in maps, (python, why)
+    monkeypatch.setenv("OCIRUN_PYTHON", "/nonexistent/python")
+    assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON")
