@@ -4,9 +4,10 @@ Flags may be written --flag value, --flag=value or Go style -flag; global flags 
 Every user-caused failure is one `ocirun: <what>: <why>` line on stderr (and one JSON line in --log).
 """
 
-import os
+import posix
 import sys
 
+from ocirun import fspath
 from ocirun.errors import OciError
 
 # Global flags: name -> (key, takes a value: True, False, "*" repeatable, "?" only as --flag=value)
@@ -160,25 +161,25 @@ class Output:
         else:
             line = f'time="{t}" level={level} msg={jsonio.dumps(msg)}'
         try:
-            fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = posix.open(self.log, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
             try:
-                os.write(fd, (line + "\n").encode())
+                posix.write(fd, (line + "\n").encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError:
             pass
 
     def error(self, msg: str) -> None:
         self._write_log("error", msg)
         try:
-            os.write(2, f"ocirun: {msg}\n".encode())
+            posix.write(2, f"ocirun: {msg}\n".encode())
         except OSError:
             pass
 
     def warn(self, msg: str) -> None:
         self._write_log("warning", msg)
         try:
-            os.write(2, f"ocirun: warning: {msg}\n".encode())
+            posix.write(2, f"ocirun: warning: {msg}\n".encode())
         except OSError:
             pass
 
@@ -203,7 +204,7 @@ def _trace_mode(g: Args) -> str:
     """"text", "json" or "" (off), from --trace[=json] or OCIRUN_TRACE=1|json."""
     v = g.trace
     if v is None:
-        v = os.environ.get("OCIRUN_TRACE", "")
+        v = fspath.getenv("OCIRUN_TRACE")
     if v is True:
         return "text"
     v = str(v).lower()
@@ -243,7 +244,7 @@ def _run(argv: list[str]) -> int:
         if a.help:
             sys.stdout.write(f"usage: ocirun {a.help}\n")
             return 0
-        if g.systemd_cgroup and not os.path.isdir("/run/systemd/system"):
+        if g.systemd_cgroup and not fspath.isdir("/run/systemd/system"):
             raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")
         if cmd in ("create", "run", "exec") and not a.dry_run:
             from ocirun import cgroups
@@ -280,7 +281,7 @@ def main(warm_pid: int = 0) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         status = 120
-    os._exit(status & 0xFF)
+    posix._exit(status & 0xFF)
 
 
 if __name__ == "__main__":

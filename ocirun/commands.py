@@ -1,15 +1,15 @@
 """One function per subcommand: turn parsed flags into calls on the lifecycle modules, print results."""
 
-import os
+import posix
 import sys
 
-from ocirun import state
+from ocirun import fspath, state
 from ocirun.cli import Args, Output
 from ocirun.errors import OciError
 
 
 def _root(g: Args) -> str:
-    return os.path.abspath(g.root or state.DEFAULT_ROOT)
+    return fspath.abspath(g.root or state.DEFAULT_ROOT)
 
 
 def _int_flag(v: str | None, name: str) -> int:
@@ -98,7 +98,7 @@ def cmd_run(g: Args, a: Args, out: Output) -> int:
 def cmd_list(g: Args, a: Args, out: Output) -> int:
     root = _root(g)
     try:
-        ids = sorted(os.listdir(root))
+        ids = sorted(posix.listdir(root))
     except FileNotFoundError:
         ids = []
     rows = []
@@ -292,8 +292,8 @@ def cmd_spec(g: Args, a: Args, out: Output) -> int:
     from ocirun import jsonio
     from ocirun.specgen import default_spec
 
-    path = os.path.join(a.bundle or ".", "config.json")
-    if os.path.exists(path):
+    path = fspath.join(a.bundle or ".", "config.json")
+    if fspath.exists(path):
         raise OciError(path, "file exists; remove it first")
     try:
         with open(path, "x") as f:

@@ -4,9 +4,8 @@ Only what the runtime acts on is modelled; `linux.resources` and `linux.seccomp`
 cgroup and seccomp modules, which check them with paths of their own.
 """
 
-import os
 
-from ocirun import jsonio
+from ocirun import fspath, jsonio
 from ocirun.errors import OciError
 
 NAMESPACES = {
@@ -339,7 +338,7 @@ class Config:
             raise bad("ociVersion", f'unsupported version "{self.oci_version}"')
         root = _obj(d.get("root"), "root")
         rp = _str(root.get("path"), "root.path")
-        self.root_path = os.path.normpath(os.path.join(bundle, rp))
+        self.root_path = fspath.normpath(fspath.join(bundle, rp))
         self.root_readonly = _bool(root.get("readonly", False), "root.readonly")
         self.mounts = [
             Mount(_obj(m, f"mounts[{i}]"), f"mounts[{i}]")
@@ -376,8 +375,8 @@ class Config:
 
 def load(bundle: str) -> Config:
     """Read and model <bundle>/config.json."""
-    bundle = os.path.abspath(bundle)
-    path = os.path.join(bundle, "config.json")
+    bundle = fspath.abspath(bundle)
+    path = fspath.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             text = f.read().decode()
@@ -389,6 +388,6 @@ def load(bundle: str) -> Config:
     if not isinstance(d, dict):
         raise OciError("config.json", "must be a JSON object")
     cfg = Config(d, bundle)
-    if not os.path.isdir(cfg.root_path):
+    if not fspath.isdir(cfg.root_path):
         raise bad("root.path", f"{cfg.root_path}: no such directory")
     return cfg

@@ -1,10 +1,10 @@
 """`create`: config → plan → a container init waiting for `start`, with nothing left behind on failure."""
 
-import os
+import posix
 
 import ocirun
 from ocirun import config as config_mod
-from ocirun import executor, plan, state
+from ocirun import executor, fspath, plan, state
 from ocirun.errors import OciError
 
 
@@ -32,22 +32,21 @@ def _listen(d: str) -> int:
     import _socket
 
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    dfd = os.open(d, os.O_PATH | os.O_CLOEXEC)
+    dfd = posix.open(d, posix.O_PATH | posix.O_CLOEXEC)
     try:
         s.bind(f"/proc/self/fd/{dfd}/{state.NOTIFY_SOCK}")
     finally:
-        os.close(dfd)
+        posix.close(dfd)
     s.listen(1)
     return s.detach()
 
 
 def _socket_activation() -> int:
     """systemd socket activation meant for us (LISTEN_PID is our pid): pass fds 3.. on, as runc does."""
-    env = os.environ
-    if env.get("LISTEN_PID") != str(os.getpid()):
+    if fspath.getenv("LISTEN_PID") != str(posix.getpid()):
         return 0
     try:
-        n = int(env.get("LISTEN_FDS", "0"))
+        n = int(fspath.getenv("LISTEN_FDS", "0"))
     except ValueError:
         return 0
     return n if 0 < n < 1024 else 0
@@ -68,11 +67,11 @@ def _connect_console(path: str) -> int:
 def _write_proc(pid: int, name: str, text: str, what: str) -> None:
     """One write of a /proc/PID file only the parent may fill in (id maps, time offsets)."""
     try:
-        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(f"/proc/{pid}/{name}", posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, text.encode())
+            posix.write(fd, text.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise OciError(what, f"writing {name}: {e.strerror}") from None
 
@@ -96,7 +95,7 @@ def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202
     from ocirun.seccomp import load_cached
 
     try:
-        s = load_cached(sec, os.path.join(root, ".seccomp-cache"))
+        s = load_cached(sec, fspath.join(root, ".seccomp-cache"))
     except OciError as e:
         raise OciError("config.json", str(e)) from None
     return (s.bpf, s.flags, s.notify), s
@@ -118,13 +117,13 @@ def _send_listener(s, fd: int, st: bytes) -> None:  # noqa: ANN001
             sock.connect(s.listener_path)
             r = lib.ocirun_send_fd(sock.fileno(), fd, msg, len(msg))
             if r < 0:
-                raise OSError(-r, os.strerror(-r))
+                raise OSError(-r, posix.strerror(-r))
         finally:
             sock.close()
     except OSError as e:
         raise OciError(f"linux.seccomp.listenerPath {s.listener_path}", (e.strerror or str(e)).lower()) from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tuple[dict, executor.Child | None]:  # noqa: ANN001
@@ -141,7 +140,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         t = tr and tr.now()
         cfg = config_mod.load(o.bundle)
         if tr:
-            tr.step("config.load", t, os.path.join(o.bundle, "config.json"))
+            tr.step("config.load", t, fspath.join(o.bundle, "config.json"))
     if cfg.process is None:
         raise config_mod.bad("process", "is required to create a container")
     if cfg.process.terminal and not o.console_socket and o.console_fd is None and not o.dry_run:
@@ -203,7 +202,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         cgroups.prewarm_wait()
         child = executor.spawn(p, cgroup_fd=-1 if cgroup_fd is None else cgroup_fd)
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         fds = []
         _drive(child, cfg, mgr, data, sec_obj, cgroup_fd is not None)
         st = state.proc_stat(child.pid)
@@ -213,7 +212,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         t = tr and tr.now()
         state.save(d, data)
         if o.pid_file:
-            state.write_atomic(os.path.abspath(o.pid_file), str(child.pid).encode())
+            state.write_atomic(fspath.abspath(o.pid_file), str(child.pid).encode())
         child.close()
         if tr:
             tr.step("state.save", t, f"{d}/state.json: created, pid {child.pid}")
@@ -221,7 +220,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         return data, child
     except BaseException:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         if child is not None:
             child.kill()
         if mgr is not None:
@@ -255,7 +254,7 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
         elif t == executor.MSG_PID:
             # The child forked into its new pid namespace; reap the intermediate, follow the new init.
             try:
-                os.waitpid(child.pid, 0)
+                posix.waitpid(child.pid, 0)
             except ChildProcessError:
                 pass
             child.pid = v

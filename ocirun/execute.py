@@ -17,10 +17,10 @@ Behaviour decisions, all as runc 1.2 unless noted:
 - `--console-socket` needs `--tty` and `--detach`; `--tty` in the foreground relays our stdio instead.
 """
 
-import os
+import posix
 
 import ocirun
-from ocirun import executor, plan, state
+from ocirun import executor, fspath, plan, state
 from ocirun.cli import Args, Output
 from ocirun.config import NAMESPACES, Process
 from ocirun.errors import OciError
@@ -92,11 +92,11 @@ def _exec(root: str, a: Args, out: Output) -> int:
         if any(n.get("type") == "pid" for n in data["config"].get("namespaces", [])):
             pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
-            os.set_inheritable(fd, True)
+            posix.set_inheritable(fd, True)
         cgroups.prewarm_wait()
         child = executor.spawn(pl, who="exec")
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         fds = []
         if relay is not None:
             relay.close_child_end()
@@ -108,7 +108,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
         if a.pidfd_socket:
             _send_pidfd(a.pidfd_socket, child.pid)
         if a.pid_file:
-            state.write_atomic(os.path.abspath(a.pid_file), str(child.pid).encode())
+            state.write_atomic(fspath.abspath(a.pid_file), str(child.pid).encode())
         if detach:
             return 0
         executor.forward_signals(child.pid)
@@ -118,7 +118,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
         return executor.wait_status(child.pid)
     except BaseException:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         if relay is not None:
             relay.close_child_end()
         if child is not None and child.fd >= 0:
@@ -236,7 +236,7 @@ def _preserve_fds(v: str | None) -> int:
         raise OciError("--preserve-fds", "must not be negative")
     for i in range(n):
         try:
-            os.fstat(3 + i)
+            posix.fstat(3 + i)
         except OSError as e:
             raise OciError("--preserve-fds", f"unable to stat preserved-fd {i} (of {n}): {e.strerror}") from None
     return n
@@ -270,7 +270,7 @@ def _open_namespaces(data: dict, pid: int, fds: list[int]) -> list[tuple[str, in
         name = "net" if t == "network" else "mnt" if t == "mount" else t
         path = f"/proc/{pid}/ns/{name}"
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as e:
             raise OciError(f"namespace {t}", f"{path}: {(e.strerror or str(e)).lower()}") from None
         fds.append(fd)
@@ -285,7 +285,7 @@ def _seccomp(data: dict, root: str):  # noqa: ANN202
         return None, None
     from ocirun.seccomp import load_cached
 
-    s = load_cached(section, os.path.join(root, ".seccomp-cache"))
+    s = load_cached(section, fspath.join(root, ".seccomp-cache"))
     return (s.bpf, s.flags, s.notify), s
 
 
@@ -323,17 +323,17 @@ def _join_cgroup(data: dict, pid: int, sub: dict[str, str]) -> None:
     done: set[str] = set()
     for ctrl, d in mgr.paths().items():
         rel = sub.get(ctrl, sub.get("", "")) if mgr.mode != "v2" else sub.get("", sub.get("unified", ""))
-        target = os.path.join(d, rel) if rel else d
+        target = fspath.join(d, rel) if rel else d
         if target in done or d in done:
             continue
         done.add(target)
         done.add(d)
         try:
-            fd = os.open(os.path.join(target, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            fd = posix.open(fspath.join(target, "cgroup.procs"), posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                os.write(fd, str(pid).encode())
+                posix.write(fd, str(pid).encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError as e:
             raise OciError(f"--cgroup {rel or '.'}", f"{target}: {(e.strerror or str(e)).lower()}") from None
 
@@ -345,15 +345,15 @@ def _send_pidfd(path: str, pid: int) -> None:
     from ocirun._native import lib
 
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             s.connect(path)
             r = lib.ocirun_send_fd(s.fileno(), pidfd, b"pidfd", 5)
             if r < 0:
-                raise OSError(-r, os.strerror(-r))
+                raise OSError(-r, posix.strerror(-r))
         finally:
             s.close()
-            os.close(pidfd)
+            posix.close(pidfd)
     except OSError as e:
         raise OciError(f"--pidfd-socket {path}", (e.strerror or str(e)).lower()) from None

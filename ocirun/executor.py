@@ -1,6 +1,6 @@
 """Parent side of the C helper: spawn the child with a plan and speak the sync protocol with it."""
 
-import os
+import posix
 
 import ocirun
 from ocirun.errors import OciError
@@ -26,7 +26,7 @@ class Child:
     def recv(self) -> tuple[int, int, bytes]:
         """The next message: (type, value, payload); (0, 0, b"") when the child closed its end."""
         try:
-            m = os.read(self.fd, 65536)
+            m = posix.read(self.fd, 65536)
         except ConnectionResetError:
             m = b""
         if not m:
@@ -39,28 +39,28 @@ class Child:
     def recv_fd(self) -> int:
         r = self._native.ocirun_recv_fd(self.fd, self._ffi.NULL, 0)
         if r < 0:
-            raise OciError("seccomp listener", os.strerror(-r))
+            raise OciError("seccomp listener", posix.strerror(-r))
         return r
 
     def go(self, payload: bytes = b"") -> None:
-        os.write(self.fd, MSG_GO.to_bytes(4, "little") + bytes(4) + len(payload).to_bytes(4, "little"))
+        posix.write(self.fd, MSG_GO.to_bytes(4, "little") + bytes(4) + len(payload).to_bytes(4, "little"))
         if payload:
-            os.write(self.fd, payload)
+            posix.write(self.fd, payload)
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def kill(self) -> None:
         """Kill and reap a child that will not become a container (failed create)."""
         try:
-            os.kill(self.pid, 9)
+            posix.kill(self.pid, 9)
         except ProcessLookupError:
             pass
         if not self.reaped:
             try:
-                os.waitpid(self.pid, 0)
+                posix.waitpid(self.pid, 0)
             except ChildProcessError:
                 pass
             self.reaped = True
@@ -69,13 +69,13 @@ class Child:
     def died(self) -> str:
         """Why the child went away without a message."""
         try:
-            pid, st = os.waitpid(self.pid, 0)
+            pid, st = posix.waitpid(self.pid, 0)
             self.reaped = True
         except ChildProcessError:
             return "exited"
-        if os.WIFSIGNALED(st):
-            return f"killed by signal {os.WTERMSIG(st)}"
-        return f"exited with status {os.WEXITSTATUS(st)}"
+        if posix.WIFSIGNALED(st):
+            return f"killed by signal {posix.WTERMSIG(st)}"
+        return f"exited with status {posix.WEXITSTATUS(st)}"
 
 
 FORWARDED = (1, 2, 3, 10, 12, 14, 15, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
@@ -96,13 +96,13 @@ def wait_status(pid: int) -> int:
 def _wait_status(pid: int) -> int:
     while True:
         try:
-            _, st = os.waitpid(pid, 0)
+            _, st = posix.waitpid(pid, 0)
         except ChildProcessError:
             return 255
-        if os.WIFEXITED(st):
-            return os.WEXITSTATUS(st)
-        if os.WIFSIGNALED(st):
-            return 128 + os.WTERMSIG(st)
+        if posix.WIFEXITED(st):
+            return posix.WEXITSTATUS(st)
+        if posix.WIFSIGNALED(st):
+            return 128 + posix.WTERMSIG(st)
 
 
 def forward_signals(pid: int) -> None:
@@ -110,7 +110,7 @@ def forward_signals(pid: int) -> None:
 
     def handler(sig: int, frame: object) -> None:
         try:
-            os.kill(pid, sig)
+            posix.kill(pid, sig)
         except ProcessLookupError:
             pass
 
@@ -133,7 +133,7 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
     pidns_fd = -1
     if plan.pidns_path:
         try:
-            pidns_fd = os.open(plan.pidns_path, os.O_RDONLY | os.O_CLOEXEC)
+            pidns_fd = posix.open(plan.pidns_path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as e:
             raise OciError("linux.namespaces.pid", f"{plan.pidns_path}: {e.strerror.lower()}") from None
     out = ffi.new("int *")
@@ -141,7 +141,7 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
         pid = lib.ocirun_spawn(buf, len(buf), plan.clone_flags, cgroup_fd, pidns_fd, out)
     finally:
         if pidns_fd >= 0:
-            os.close(pidns_fd)
+            posix.close(pidns_fd)
     if tr:
         from ocirun.plan import _ns_names
 
@@ -149,7 +149,7 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
         extra += f" pidns={plan.pidns_path}" if pidns_fd >= 0 else ""
         tr.step("clone", t0, f"pid {pid} flags={_ns_names(plan.clone_flags) or 'none'}{extra}")
     if pid < 0:
-        raise OciError("clone", os.strerror(-pid).lower())
+        raise OciError("clone", posix.strerror(-pid).lower())
     return Child(pid, out[0], lib, ffi)
 
 

@@ -3,7 +3,7 @@
 createContainer and startContainer run inside the container and are carried out by the C helper.
 """
 
-import os
+import posix
 
 import ocirun
 from ocirun.config import Hook
@@ -26,41 +26,41 @@ def run_hook(h: Hook, state: bytes, label: str) -> None:
 def _run_hook(h: Hook, state: bytes, label: str) -> None:
     import select
 
-    r, w = os.pipe2(os.O_CLOEXEC)
+    r, w = posix.pipe2(posix.O_CLOEXEC)
     try:
-        fa = [(os.POSIX_SPAWN_DUP2, r, 0)]
+        fa = [(posix.POSIX_SPAWN_DUP2, r, 0)]
         try:
             env = dict(e.split("=", 1) if "=" in e else (e, "") for e in h.env)
-            pid = os.posix_spawn(h.path, h.args, env, file_actions=fa, setsigdef=_SIGDEF)
+            pid = posix.posix_spawn(h.path, h.args, env, file_actions=fa, setsigdef=_SIGDEF)
         except OSError as e:
             raise OciError(label, f"{h.path}: {e.strerror.lower()}") from None
-        os.close(r)
+        posix.close(r)
         r = -1
         try:
-            os.write(w, state)
+            posix.write(w, state)
         except BrokenPipeError:
             pass  # the hook did not read its stdin: that is its right
-        os.close(w)
+        posix.close(w)
         w = -1
-        pfd = os.pidfd_open(pid)
+        pfd = posix.pidfd_open(pid)
         try:
             p = select.poll()
             p.register(pfd, select.POLLIN)
             if not p.poll(h.timeout * 1000 if h.timeout else None):
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
+                posix.kill(pid, 9)
+                posix.waitpid(pid, 0)
                 raise OciError(label, f"{h.path}: timed out after {h.timeout}s")
         finally:
-            os.close(pfd)
-        _, st = os.waitpid(pid, 0)
+            posix.close(pfd)
+        _, st = posix.waitpid(pid, 0)
     finally:
         for fd in (r, w):
             if fd >= 0:
-                os.close(fd)
-    if os.WIFSIGNALED(st):
-        raise OciError(label, f"{h.path}: killed by signal {os.WTERMSIG(st)}")
-    if os.WEXITSTATUS(st):
-        raise OciError(label, f"{h.path}: exited with status {os.WEXITSTATUS(st)}")
+                posix.close(fd)
+    if posix.WIFSIGNALED(st):
+        raise OciError(label, f"{h.path}: killed by signal {posix.WTERMSIG(st)}")
+    if posix.WEXITSTATUS(st):
+        raise OciError(label, f"{h.path}: exited with status {posix.WEXITSTATUS(st)}")
 
 
 def run_hooks(hooks: list[Hook], kind: str, state: bytes) -> None:

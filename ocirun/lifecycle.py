@@ -1,9 +1,9 @@
 """start, kill and delete: the state machine of runtime.md on an existing container."""
 
-import os
+import posix
 
 import ocirun
-from ocirun import state
+from ocirun import fspath, state
 from ocirun.errors import OciError
 
 SIGNALS = {
@@ -58,7 +58,7 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
         tr = ocirun.TRACER
         t = tr and tr.now()
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        dfd = os.open(d, os.O_PATH | os.O_CLOEXEC)
+        dfd = posix.open(d, posix.O_PATH | posix.O_CLOEXEC)
         try:
             s.connect(f"/proc/self/fd/{dfd}/{state.NOTIFY_SOCK}")
             s.sendall(b"S")
@@ -68,13 +68,13 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
         except OSError as e:
             raise OciError(f'container "{cid}"', f"container not running ({e.strerror})") from None
         finally:
-            os.close(dfd)
+            posix.close(dfd)
             s.close()
         if tr:
             what = "failed" if err else "container process exec'd"
             tr.step("start", t, f"{d}/{state.NOTIFY_SOCK}: go sent, {what}")
         try:
-            os.unlink(os.path.join(d, state.NOTIFY_SOCK))
+            posix.unlink(fspath.join(d, state.NOTIFY_SOCK))
         except FileNotFoundError:
             pass
         if err:
@@ -96,7 +96,7 @@ def signal_init(data: dict, sig: int) -> None:
     """Signal the init through a pidfd taken while its start time still matches: no pid-reuse race."""
     pid = data["pid"]
     try:
-        pfd = os.pidfd_open(pid)
+        pfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         raise OciError(f'container "{data["id"]}"', "container not running") from None
     try:
@@ -108,7 +108,7 @@ def signal_init(data: dict, sig: int) -> None:
     except ProcessLookupError:
         raise OciError(f'container "{data["id"]}"', "container not running") from None
     finally:
-        os.close(pfd)
+        posix.close(pfd)
 
 
 def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
@@ -127,7 +127,7 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
 def _wait_gone(data: dict, timeout_ms: int = 10000) -> None:
     """Wait for the init to exit (it is usually not our child: poll a pidfd)."""
     try:
-        pfd = os.pidfd_open(data["pid"])
+        pfd = posix.pidfd_open(data["pid"])
     except ProcessLookupError:
         return
     try:
@@ -139,7 +139,7 @@ def _wait_gone(data: dict, timeout_ms: int = 10000) -> None:
         p.register(pfd, select.POLLIN)
         p.poll(timeout_ms)
     finally:
-        os.close(pfd)
+        posix.close(pfd)
 
 
 def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001

@@ -1,8 +1,8 @@
 """AppArmor and SELinux labels: applied through /proc/self/attr when the host has the LSM, otherwise a
 clear error (a profile that cannot be applied must not be silently dropped)."""
 
-import os
 
+from ocirun import fspath
 from ocirun.errors import OciError
 
 
@@ -15,7 +15,7 @@ def apparmor_enabled() -> bool:
 
 
 def selinux_enabled() -> bool:
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return fspath.exists("/sys/fs/selinux/enforce")
 
 
 def exec_attrs(p) -> list[tuple[str, str, str]]:  # noqa: ANN001
@@ -25,7 +25,7 @@ def exec_attrs(p) -> list[tuple[str, str, str]]:  # noqa: ANN001
         if not apparmor_enabled():
             raise OciError("process.apparmorProfile", f'"{p.apparmor_profile}": AppArmor is not enabled on this host')
         attr = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(attr):
+        if not fspath.exists(attr):
             attr = "/proc/self/attr/exec"
         out.append(("process.apparmorProfile", attr, f"exec {p.apparmor_profile}"))
     if p.selinux_label:

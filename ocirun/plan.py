@@ -4,8 +4,9 @@ The plan is the whole interface between Python and C: a list of (op, label, args
 str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints it.
 """
 
-import os
+import posix
 
+from ocirun import fspath
 from ocirun.config import NAMESPACES, Config, Mount, Process, bad
 from ocirun.errors import OciError
 
@@ -181,16 +182,16 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
     if m.type in ("proc", "sysfs") and not is_bind:
         want = "/proc" if m.type == "proc" else "/sys"
-        if os.path.normpath(m.destination) != want:
+        if fspath.normpath(m.destination) != want:
             raise bad(f"{label}.destination", f"{m.type} may only be mounted at {want}")
     if m.type == "cgroup" and not is_bind:
         _cgroup_mount_steps(plan, m, label, flags, cgroup)
         return
     if is_bind:
-        src = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        src = m.source if m.source.startswith("/") else fspath.join(bundle, m.source)
         try:
-            kind = 1 if os.path.isdir(src) else 2
-            os.stat(src)
+            kind = 1 if fspath.isdir(src) else 2
+            posix.stat(src)
         except OSError as e:
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
@@ -213,7 +214,7 @@ def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: di
     plan.add("MOUNT", label, "tmpfs", m.destination, "tmpfs", base, "mode=755", 0, 0, 0, 0)
     mounts = cgroup.get("mounts", {})
     for key, host_dir in sorted(cgroup.get("paths", {}).items()):
-        name = os.path.basename(mounts.get(key, key)) or key
+        name = fspath.basename(mounts.get(key, key)) or key
         plan.add("MOUNT", label, host_dir, f"{dest}/{name}", "", MS_BIND | base | ro, "", 0, 1, 0, 0)
     if ro:
         plan.add("READONLY", label, m.destination)

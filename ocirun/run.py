@@ -1,10 +1,9 @@
 """`run`: create + start in one process; in the foreground it forwards signals, relays a terminal,
 exits with the container's status and deletes the container."""
 
-import os
 
 import ocirun
-from ocirun import lifecycle
+from ocirun import fspath, lifecycle
 from ocirun.cli import Output
 from ocirun.create import CreateOpts, create
 from ocirun.errors import OciError
@@ -29,7 +28,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         except OciError:
             pass  # create reports it
         if tr:
-            tr.step("config.load", t, os.path.join(o.bundle, "config.json"))
+            tr.step("config.load", t, fspath.join(o.bundle, "config.json"))
     relay = None
     if cfg_terminal:
         if detach:

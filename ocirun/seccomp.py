@@ -10,10 +10,10 @@ Semantics follow runc/crun where the spec is silent:
   * SCMP_ACT_NOTIFY may not be the default action nor be used for `write`, and needs `listenerPath`.
 """
 
-import os
+import posix
 import sys
 
-from ocirun import __version__
+from ocirun import __version__, fspath
 from ocirun.errors import OciError
 
 # Kernel SECCOMP_RET_* action values (the same numbers libseccomp uses for SCMP_ACT_*).
@@ -341,9 +341,9 @@ def _build(p: _Parsed, what: str) -> bytes:
                     why = f'cannot add rule for "{name}": {e.strerror}'
                     raise OciError(f"{where}.names[{j}]", why) from None
 
-    fd = os.memfd_create("ocirun-seccomp", os.MFD_CLOEXEC)
+    fd = posix.memfd_create("ocirun-seccomp", posix.MFD_CLOEXEC)
     try:
-        with os.fdopen(fd, "r+b", closefd=False) as f:
+        with open(fd, "r+b", closefd=False) as f:
             try:
                 flt.export_bpf(f)
             except OSError as e:
@@ -351,7 +351,7 @@ def _build(p: _Parsed, what: str) -> bytes:
             f.seek(0)
             bpf = f.read()
     finally:
-        os.close(fd)
+        posix.close(fd)
     if not _bpf_ok(bpf):
         why = f"compiled filter is invalid or too large ({len(bpf) // _INSN_SIZE} instructions)"
         raise OciError(what, why)
@@ -387,13 +387,13 @@ def _sha256_hex(data: bytes) -> str:
 
 def _environment() -> str:
     """What besides the config shapes the BPF: ocirun, the machine (native arch) and libseccomp's identity."""
-    u = os.uname()
+    u = posix.uname()
     lib = "?"
     multiarch = getattr(sys.implementation, "_multiarch", "")
     for d in (f"/usr/lib/{multiarch}", f"/lib/{multiarch}", "/usr/lib64", "/lib64", "/usr/lib",
               "/usr/local/lib"):
         try:
-            st = os.stat(f"{d}/libseccomp.so.2")
+            st = posix.stat(f"{d}/libseccomp.so.2")
         except OSError:
             continue
         lib = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
@@ -409,18 +409,18 @@ def cache_key(section: dict, what: str = "linux.seccomp") -> str:
 def _read_cache(path: str) -> bytes | None:
     """The cached BPF, or None if absent or not trustworthy (wrong owner, writable by others, malformed)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        st = posix.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != posix.geteuid() or st.st_mode & 0o022:
             return None
         if st.st_size > BPF_MAXINSNS * _INSN_SIZE:
             return None
-        data = os.read(fd, st.st_size + 1)
+        data = posix.read(fd, st.st_size + 1)
     finally:
-        os.close(fd)
+        posix.close(fd)
     return data if _bpf_ok(data) else None
 
 
@@ -429,23 +429,23 @@ def _write_cache(cache_dir: str, path: str, bpf: bytes) -> None:
     import contextlib
 
     try:
-        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fspath.makedirs(cache_dir, 0o700)
+        tmp = f"{path}.{posix.getpid()}.{posix.urandom(4).hex()}.tmp"
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600)
     except OSError:
         return  # a cache that cannot be written is only slower, never wrong
     try:
         try:
             view = memoryview(bpf)
             while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+                view = view[posix.write(fd, view):]
+            posix.fsync(fd)
         finally:
-            os.close(fd)
-        os.rename(tmp, path)
+            posix.close(fd)
+        posix.rename(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            posix.unlink(tmp)
 
 
 def load_cached(section: dict, cache_dir: str, what: str = "linux.seccomp") -> Seccomp:
@@ -477,7 +477,7 @@ def supported_flags() -> list[str]:
     """
     import ctypes
 
-    nr = _SYS_SECCOMP.get(os.uname().machine)
+    nr = _SYS_SECCOMP.get(posix.uname().machine)
     if nr is None:
         return []
     libc = ctypes.CDLL(None, use_errno=True)

@@ -10,7 +10,7 @@ points (create done, container started, command end), so runtime and child steps
 Times are milliseconds since the ocirun package was imported (the interpreter's own start-up is before 0).
 """
 
-import os
+import posix
 from _struct import Struct
 from time import monotonic_ns
 
@@ -53,7 +53,7 @@ class _ChildTrace:
                 break  # still running (WAIT_START until `start` connects): report it once it ended
             detail = describe_step(st) if st is not None else ""
             if err:
-                detail += f" (failed: {os.strerror(err) if err > 0 else 'error'})"
+                detail += f" (failed: {posix.strerror(err) if err > 0 else 'error'})"
             out.append((start, end or None, self.who, _NAMES.get(op, op.lower()), detail))
             self.seen += 1
         return out
@@ -128,6 +128,6 @@ class Tracer:
                 lines.append(f"ocirun trace: {at:9.3f} ms {d}  {who:<7} {name:<14} {detail}".rstrip())
         if lines:
             try:
-                os.write(2, ("\n".join(lines) + "\n").encode())
+                posix.write(2, ("\n".join(lines) + "\n").encode())
             except OSError:
                 pass

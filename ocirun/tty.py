@@ -1,7 +1,7 @@
 """A terminal for `run`/`exec` without --console-socket: receive the pty master over our own socketpair
 and relay it to our stdio, with window-size changes passed on."""
 
-import os
+import posix
 
 from ocirun.errors import OciError
 
@@ -30,16 +30,16 @@ class Relay:
 
     def close_child_end(self) -> None:
         if self.child_end is not None:
-            os.close(self.child_end)
+            posix.close(self.child_end)
             self.child_end = None
 
     def receive_master(self) -> None:
         from ocirun._native import ffi, lib
 
         r = lib.ocirun_recv_fd(self.our_end, ffi.NULL, 0)
-        os.close(self.our_end)
+        posix.close(self.our_end)
         if r < 0:
-            raise OciError("console", f"receiving the pty master: {os.strerror(-r)}")
+            raise OciError("console", f"receiving the pty master: {posix.strerror(-r)}")
         self.master = r
         self._resize()
 
@@ -61,7 +61,7 @@ class Relay:
         import tty
 
         saved = None
-        if os.isatty(0):
+        if posix.isatty(0):
             saved = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what the user typed ahead
             _signal.signal(28, self._resize)
@@ -78,20 +78,20 @@ class Relay:
                 for fd, ev in events:
                     if fd == self.master:
                         try:
-                            data = os.read(self.master, 65536)
+                            data = posix.read(self.master, 65536)
                         except OSError:
                             data = b""
                         if not data:
                             return
-                        os.write(1, data)
+                        posix.write(1, data)
                     elif stdin_open:
-                        data = os.read(0, 65536) if ev & (select.POLLIN | select.POLLHUP) else b""
+                        data = posix.read(0, 65536) if ev & (select.POLLIN | select.POLLHUP) else b""
                         if not data:
                             p.unregister(0)
                             stdin_open = False
                         else:
-                            os.write(self.master, data)
+                            posix.write(self.master, data)
         finally:
             if saved is not None:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
-            os.close(self.master)
+            posix.close(self.master)

@@ -4,9 +4,10 @@ Import is cheap on purpose (create/start/delete hot path): the v1/v2 modules, re
 stats readers and the native BPF helper are imported only when a manager needs them.
 """
 
-import os
+import posix
 
 import ocirun
+from ocirun import fspath
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
 
@@ -31,7 +32,7 @@ def prewarm_attach() -> None:
     if ocirun.WARM_PID > 0:  # the C launcher forked a child that did just this before Python started
         _prewarm.append(ocirun.WARM_PID)
         return
-    if os.path.exists(CGROUP_ROOT + "/cgroup.procs"):  # pure v2: clone3 joins the cgroup directly
+    if fspath.exists(CGROUP_ROOT + "/cgroup.procs"):  # pure v2: clone3 joins the cgroup directly
         return
     import _thread
 
@@ -61,11 +62,11 @@ def _warm(done: object) -> None:
                     target = (mnt.rstrip("/") + own[ctrl]).rstrip("/")
                     break
         if target:
-            fd = os.open(target + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            fd = posix.open(target + "/cgroup.procs", posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                os.write(fd, b"0")
+                posix.write(fd, b"0")
             finally:
-                os.close(fd)
+                posix.close(fd)
             if tr:
                 tr.step("cgroup.prewarm", t, f"{target}/cgroup.procs <- 0 (where we are): the attach lock, early")
     except (OSError, ValueError, IndexError):
@@ -90,8 +91,8 @@ def prewarm_wait() -> None:
     tr = ocirun.TRACER
     t = tr and tr.now()
     try:
-        os.kill(w, 9)  # it keeps the lock warm until now; a write in progress (a grace period) ends first
-        os.waitpid(w, 0)
+        posix.kill(w, 9)  # it keeps the lock warm until now; a write in progress (a grace period) ends first
+        posix.waitpid(w, 0)
     except (ChildProcessError, ProcessLookupError):
         return
     if tr:

@@ -46,7 +46,7 @@ class Manager:
     def _signal_frozen(self, sig: int, can_freeze: bool = True) -> None:
         """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back. A paused
         container is thawed after SIGKILL, or the signal would never be delivered."""
-        import os
+        import posix
 
         from ocirun.errors import OciError
 
@@ -61,7 +61,7 @@ class Manager:
         try:
             for pid in self.pids():
                 try:
-                    os.kill(pid, sig)
+                    posix.kill(pid, sig)
                 except ProcessLookupError:
                     pass
         finally:

@@ -130,7 +130,7 @@ def bpf_instructions(rules: list[Rule]) -> list[tuple[int, int, int, int, int]]:
 
 def apply_bpf(dirfd: int, rules: list[Rule], path: str) -> None:
     """Load the program and attach it to the cgroup fd, replacing the one we attached before."""
-    import os
+    import posix
 
     from ocirun import _native
 
@@ -139,14 +139,14 @@ def apply_bpf(dirfd: int, rules: list[Rule], path: str) -> None:
     if prog < 0:
         detail = _native.ffi.string(log).decode(errors="replace").strip().splitlines()
         extra = f" ({detail[-1]})" if detail else ""
-        why = f"loading the BPF device filter: {os.strerror(-prog)}{extra}"
+        why = f"loading the BPF device filter: {posix.strerror(-prog)}{extra}"
         raise OciError("linux.resources.devices", why)
     try:
         rc = _native.lib.ocirun_devcg_attach(dirfd, prog)
         if rc < 0:
             raise OciError(
                 "linux.resources.devices",
-                f"attaching the BPF device filter to {path}: {os.strerror(-rc)}",
+                f"attaching the BPF device filter to {path}: {posix.strerror(-rc)}",
             )
     finally:
-        os.close(prog)
+        posix.close(prog)

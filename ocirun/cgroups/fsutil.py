@@ -5,17 +5,18 @@ component at a time, so neither a symlink nor a ".." can lead a write outside th
 """
 
 import errno
-import os
+import posix
 import time
 
 import ocirun
+from ocirun import fspath
 from ocirun.errors import OciError
 
 CGROUP_SUPER_MAGIC = 0x27E0EB
 CGROUP2_SUPER_MAGIC = 0x63677270
 TMPFS_MAGIC = 0x01021994
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+_DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC | posix.O_NOFOLLOW
 
 
 def _check_name(name: str) -> None:
@@ -37,9 +38,9 @@ def fs_magic(path: str) -> int:
     try:
         from ocirun import _native  # lazy: the .so may be unbuilt
 
-        value = _native.lib.ocirun_cg_statfs_magic(os.fsencode(path))
+        value = _native.lib.ocirun_cg_statfs_magic(fspath.fsencode(path))
         if value < 0:
-            raise OSError(-value, os.strerror(-value), path)
+            raise OSError(-value, posix.strerror(-value), path)
         return int(value)
     except ImportError:
         return _magic_from_mountinfo(path)
@@ -47,6 +48,8 @@ def fs_magic(path: str) -> int:
 
 def _magic_from_mountinfo(path: str) -> int:
     """Fallback when _native is missing: the filesystem type of the mount that contains `path`."""
+    import os  # only here, for realpath (see ocirun.fspath for why the runtime avoids os)
+
     real = os.path.realpath(path)
     best, fstype = "", ""
     with open("/proc/self/mountinfo") as f:
@@ -60,7 +63,7 @@ def _magic_from_mountinfo(path: str) -> int:
 
 def open_dir(path: str) -> int:
     """Open an existing cgroup directory; the fd is checked to be on cgroupfs (v1 or v2)."""
-    fd = os.open(path, _DIR_FLAGS)
+    fd = posix.open(path, _DIR_FLAGS)
     try:
         from ocirun import _native
 
@@ -68,7 +71,7 @@ def open_dir(path: str) -> int:
     except ImportError:
         magic = _magic_from_mountinfo(path)
     if magic not in (CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC):
-        os.close(fd)
+        posix.close(fd)
         raise OciError(path, "not a cgroup filesystem directory")
     return fd
 
@@ -90,63 +93,63 @@ def mkdir_p(root: str, parts: list[str], *, on_new: object = None, before_level:
                 before_level(fd)  # type: ignore[operator]
             path = f"{path}/{name}"
             try:
-                os.mkdir(name, 0o755, dir_fd=fd)
+                posix.mkdir(name, 0o755, dir_fd=fd)
                 created.append(path)
                 new = True
             except FileExistsError:
                 new = False
-            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            child = posix.open(name, _DIR_FLAGS, dir_fd=fd)
             if new and on_new is not None:
                 try:
                     on_new(fd, child, path)  # type: ignore[operator]
                 except BaseException:
-                    os.close(child)
+                    posix.close(child)
                     raise
-            os.close(fd)
+            posix.close(fd)
             fd = child
     except BaseException:
         for p in reversed(created):
             try:
-                os.rmdir(p)
+                posix.rmdir(p)
             except OSError:
                 pass
         raise
     finally:
-        os.close(fd)
+        posix.close(fd)
     return created
 
 
 def write_at(dirfd: int, name: str, value: str) -> None:
     """One write(2) of `value` to a cgroup file; raises OSError as the kernel reports it."""
     _check_name(name)
-    fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dirfd)
+    fd = posix.open(name, posix.O_WRONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW, dir_fd=dirfd)
     try:
-        os.write(fd, value.encode())
+        posix.write(fd, value.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_at(dirfd: int, name: str) -> str:
     """Whole content of a cgroup file (they are small, a 64 KiB read loop is plenty)."""
     _check_name(name)
-    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dirfd)
+    fd = posix.open(name, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW, dir_fd=dirfd)
     try:
         chunks = []
         while True:
-            b = os.read(fd, 65536)
+            b = posix.read(fd, 65536)
             if not b:
                 break
             chunks.append(b)
         return b"".join(chunks).decode()
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def exists_at(dirfd: int, name: str) -> bool:
     """Whether a cgroup file exists (controllers and kernel versions differ in what they offer)."""
     _check_name(name)
     try:
-        os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        posix.stat(name, dir_fd=dirfd, follow_symlinks=False)
         return True
     except FileNotFoundError:
         return False
@@ -161,7 +164,7 @@ class CgroupDir:
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> "CgroupDir":
@@ -174,7 +177,7 @@ class CgroupDir:
         """Write `value`; on failure raise OciError(what, "writing <name>: <strerror>")."""
         err = self.try_write(name, value)
         if err:
-            raise OciError(what, f"writing {name}: {os.strerror(err)}")
+            raise OciError(what, f"writing {name}: {posix.strerror(err)}")
 
     def try_write(self, name: str, value: str) -> int:
         """Write and return 0 or the errno, for callers that retry in another order (runc does)."""
@@ -186,7 +189,8 @@ class CgroupDir:
         except OSError as e:
             err = e.errno or errno.EIO
         if tr:
-            tr.step("cgroup.write", t, f"{self.path}/{name} <- {value!r}" + (f" ({os.strerror(err)})" if err else ""))
+            why = f" ({posix.strerror(err)})" if err else ""
+            tr.step("cgroup.write", t, f"{self.path}/{name} <- {value!r}{why}")
         return err
 
     def read(self, name: str) -> str:
@@ -208,42 +212,49 @@ class CgroupDir:
 def read_procs(path: str) -> list[int]:
     """All pids in `path` and its descendants (cgroup.procs is per-directory)."""
     out: list[int] = []
-    for dirpath, _dirs, files in os.walk(path, followlinks=False):
-        if "cgroup.procs" not in files:
-            continue
+    for d in _walk_dirs(path, topdown=True):
         try:
-            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+            with open(d + "/cgroup.procs") as f:
                 out.extend(int(x) for x in f.read().split())
-        except (FileNotFoundError, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
             continue
     return out
+
+
+def _walk_dirs(path: str, *, topdown: bool) -> list[str]:
+    """`path` and every directory below it, never through a symlink; unreadable directories are skipped."""
+    try:
+        with posix.scandir(path) as it:
+            subdirs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        subdirs = []
+    below = [d for s in subdirs for d in _walk_dirs(s, topdown=topdown)]
+    return [path, *below] if topdown else [*below, path]
 
 
 def rmdir_tree(path: str, *, retries: int = 50, delay: float = 0.02) -> None:
     """Remove a cgroup and its child cgroups depth first; retry EBUSY while exiting tasks drain."""
     try:
-        os.rmdir(path)  # the usual case, a leaf with no tasks left: one syscall, no directory walk
+        posix.rmdir(path)  # the usual case, a leaf with no tasks left: one syscall, no directory walk
         return
     except FileNotFoundError:
         return
     except OSError:
         pass
-    if not os.path.isdir(path) or os.path.islink(path):
+    if not fspath.isdir(path) or fspath.islink(path):
         return
-    for dirpath, dirs, _files in os.walk(path, topdown=False, followlinks=False):
-        for d in dirs:
-            _rmdir_retry(os.path.join(dirpath, d), retries, delay)
-    _rmdir_retry(path, retries, delay)
+    for d in _walk_dirs(path, topdown=False):
+        _rmdir_retry(d, retries, delay)
 
 
 def _rmdir_retry(path: str, retries: int, delay: float) -> None:
     for attempt in range(retries):
         try:
-            os.rmdir(path)
+            posix.rmdir(path)
             return
         except FileNotFoundError:
             return
         except OSError as e:
             if e.errno != errno.EBUSY or attempt == retries - 1:
-                raise OciError(path, f"removing cgroup: {os.strerror(e.errno or errno.EIO)}") from e
+                raise OciError(path, f"removing cgroup: {posix.strerror(e.errno or errno.EIO)}") from e
             time.sleep(delay)

@@ -9,9 +9,8 @@ cgroupsPath rules (runc's fs/fs2 drivers):
   * "slice:prefix:name" is the systemd driver's syntax; without systemd it is refused.
 """
 
-import os
-import posixpath
 
+from ocirun import fspath
 from ocirun.errors import OciError
 
 # v1 controllers runc's fs manager knows, in its order; "name=systemd" and "misc" are joined only.
@@ -26,8 +25,8 @@ def clean_path(path: str) -> str:
     if not path:
         return ""
     if path.startswith("/"):
-        return posixpath.normpath("/" + path.lstrip("/"))
-    cleaned = posixpath.normpath("/" + path)
+        return fspath.normpath("/" + path.lstrip("/"))
+    cleaned = fspath.normpath("/" + path)
     return cleaned.lstrip("/") or ""
 
 
@@ -40,7 +39,7 @@ def check_systemd(path: str | None, systemd: bool) -> None:
     """The systemd driver needs a running systemd; refuse early and say so."""
     if not (systemd or is_systemd_path(path)):
         return
-    if not os.path.isdir("/run/systemd/system"):
+    if not fspath.isdir("/run/systemd/system"):
         raise OciError(
             "cgroupsPath",
             "systemd cgroup driver needs systemd running (/run/systemd/system is missing); "
@@ -131,12 +130,12 @@ def v1_dir(inner: str, controller: str, mnt: str, mount_root: str, own: dict[str
     if inner.startswith("/"):
         return mnt.rstrip("/") + inner
     base = _strip_mount_root(own.get(controller, "/"), mount_root)
-    return posixpath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)
+    return fspath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)
 
 
 def v2_dir(inner: str, mnt: str, mount_root: str, own: dict[str, str]) -> str:
     """Absolute directory of `inner` on the cgroup2 mount; relative paths go under our parent cgroup."""
     if inner.startswith("/"):
         return mnt.rstrip("/") + inner
-    base = posixpath.dirname(_strip_mount_root(own.get("", "/"), mount_root)) or "/"
-    return posixpath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)
+    base = fspath.dirname(_strip_mount_root(own.get("", "/"), mount_root)) or "/"
+    return fspath.normpath(mnt.rstrip("/") + "/" + base.strip("/") + "/" + inner)

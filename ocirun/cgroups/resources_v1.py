@@ -5,7 +5,7 @@ Only keys present (and not null) are written, so `update` can pass a partial dic
 """
 
 import errno
-import os
+import posix
 
 from ocirun.cgroups import devices as devmod
 from ocirun.cgroups.fsutil import CgroupDir
@@ -65,7 +65,7 @@ def _set_limit(d: CgroupDir, where: str, value: int) -> None:
 
 
 def _strerror(err: int) -> str:
-    return os.strerror(err)
+    return posix.strerror(err)
 
 
 def _memory(dirs: Dirs, m: dict) -> None:

@@ -6,7 +6,7 @@ knob); realtime and network are refused because ignoring them would silently dro
 """
 
 import errno
-import os
+import posix
 
 from ocirun.cgroups import convert
 from ocirun.cgroups import devices as devmod
@@ -53,7 +53,7 @@ def _write(d: CgroupDir, what: str, name: str, value: str) -> None:
     err = d.try_write(name, value)
     if err == 0:
         return
-    why = f"writing {name}: {os.strerror(err)}"
+    why = f"writing {name}: {posix.strerror(err)}"
     if err == errno.ENOENT:
         why += f" (is the {name.split('.', 1)[0]} controller enabled for this cgroup?)"
     raise OciError(what, why)
@@ -79,11 +79,11 @@ def _memory(d: CgroupDir, m: dict) -> None:
         err = d.try_write("memory.swap.max", convert.max_str(sw))
         # no swap accounting: "max" and 0 are what the kernel does anyway (runc ignores those)
         if err and not (err == errno.ENOENT and sw in (-1, 0)):
-            raise OciError(f"{where}.swap", f"writing memory.swap.max: {os.strerror(err)}")
+            raise OciError(f"{where}.swap", f"writing memory.swap.max: {posix.strerror(err)}")
     if limit is not None:
         err = d.try_write("memory.max", convert.max_str(limit))
         if err:
-            why = f"writing memory.max: {os.strerror(err)}"
+            why = f"writing memory.max: {posix.strerror(err)}"
             if err == errno.EBUSY:
                 why += f" (current usage {(d.read_opt('memory.current') or '?').strip()})"
             raise OciError(f"{where}.limit", why)
@@ -117,7 +117,7 @@ def _cpu(d: CgroupDir, c: dict) -> None:
         if err == errno.EINVAL and (quota is not None or period is not None):
             retry_burst = str(burst)  # may only fit once the new quota is in
         elif err:
-            raise OciError(f"{where}.burst", f"writing cpu.max.burst: {os.strerror(err)}")
+            raise OciError(f"{where}.burst", f"writing cpu.max.burst: {posix.strerror(err)}")
     if quota is not None or period is not None:
         # an update naming only one of the two keeps the other's current value
         cur = (d.read_opt("cpu.max") or "max 100000").split()
@@ -185,7 +185,7 @@ def _unified(d: CgroupDir, u: dict) -> None:
         err = d.try_write(key, value)
         if err == 0:
             continue
-        why = f"writing {key}: {os.strerror(err)}"
+        why = f"writing {key}: {posix.strerror(err)}"
         if err == errno.ENOENT:
             ctrl = key.split(".", 1)[0]
             enabled = (d.read_opt("cgroup.controllers") or "").split()

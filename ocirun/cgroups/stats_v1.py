@@ -1,6 +1,6 @@
 """cgroup v1 stats readers (runc fs/*.go GetStats), assembled into runc's events "data" object."""
 
-import os
+import posix
 
 from ocirun.cgroups.fsutil import CgroupDir
 from ocirun.cgroups.stats_common import (
@@ -62,7 +62,7 @@ def collect(dirs: dict[str, str]) -> dict:
 
 
 def _cpu_usage(read: _Reader) -> dict:
-    ticks = os.sysconf("SC_CLK_TCK") or 100
+    ticks = posix.sysconf("SC_CLK_TCK") or 100
     st = parse_kv(read("cpuacct.stat"))
     usage: dict = {
         "total": to_int(read("cpuacct.usage")),
@@ -146,7 +146,7 @@ def _hugetlb(read: _Reader) -> dict[str, dict]:
     if read.dir is None:
         return {}
     out: dict[str, dict] = {}
-    for name in sorted(os.listdir(read.dir.fd)):
+    for name in sorted(posix.listdir(read.dir.fd)):
         if name.startswith("hugetlb.") and name.endswith(".limit_in_bytes") and ".rsvd." not in name:
             size = name[len("hugetlb."):-len(".limit_in_bytes")]
             e: dict = {}

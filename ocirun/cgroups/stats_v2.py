@@ -4,7 +4,7 @@ As runc: cpu times from usec to nsec, memory.swap = memory + swap (v1's memsw), 
 "file", io.stat rbytes/wbytes/rios/wios mapped to Read/Write entries, pids.max "max" -> 0.
 """
 
-import os
+import posix
 
 from ocirun.cgroups.fsutil import CgroupDir
 from ocirun.cgroups.stats_common import (
@@ -93,7 +93,7 @@ def _io(text: str | None) -> dict[str, list[dict]]:
 
 def _hugetlb(d: CgroupDir) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for name in sorted(os.listdir(d.fd)):
+    for name in sorted(posix.listdir(d.fd)):
         if name.startswith("hugetlb.") and name.endswith(".max") and ".rsvd." not in name:
             size = name[len("hugetlb."):-len(".max")]
             e: dict = {}

@@ -4,10 +4,11 @@ Hybrid hosts (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified) als
 directory on the cgroup2 mount, which runc joins too (key "unified"); controllers stay on v1 there.
 """
 
-import os
+import posix
 import time
 
 import ocirun
+from ocirun import fspath
 from ocirun.cgroups import fsutil
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
@@ -86,13 +87,13 @@ class V1Manager(Manager):
                 try:
                     created += fsutil.mkdir_p(mnt, fsutil.split_inner(rel), on_new=hook)
                 except OSError as e:
-                    raise OciError(d, f"creating cgroup: {os.strerror(e.errno or 5)}") from e
+                    raise OciError(d, f"creating cgroup: {posix.strerror(e.errno or 5)}") from e
                 if tr:
                     tr.step("cgroup.mkdir", t, d)
         except BaseException:
             for p in reversed(created):
                 try:
-                    os.rmdir(p)
+                    posix.rmdir(p)
                 except OSError:
                     pass
             raise
@@ -166,7 +167,7 @@ class V1Manager(Manager):
     def is_frozen(self) -> bool:
         if "freezer" not in self._dirs:
             return False
-        if not os.path.isdir(self._dirs["freezer"]):
+        if not fspath.isdir(self._dirs["freezer"]):
             return False
         with self._freezer() as fz:
             return fz.read("freezer.state").strip() == "FROZEN"

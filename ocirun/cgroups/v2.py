@@ -5,9 +5,10 @@
 """
 
 import errno
-import os
+import posix
 import time
 
+from ocirun import fspath
 from ocirun.cgroups import fsutil
 from ocirun.cgroups.base import Manager
 from ocirun.errors import OciError
@@ -51,7 +52,7 @@ class V2Manager(Manager):
         try:
             fsutil.mkdir_p(self.root, fsutil.split_inner(self.dir[len(self.root):]), before_level=_enable_controllers)
         except OSError as e:
-            raise OciError(self.dir, f"creating cgroup: {os.strerror(e.errno or errno.EIO)}") from e
+            raise OciError(self.dir, f"creating cgroup: {posix.strerror(e.errno or errno.EIO)}") from e
 
     def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
         from ocirun.cgroups import resources_v2
@@ -99,7 +100,7 @@ class V2Manager(Manager):
             d.write("freezer", "cgroup.freeze", "0")
 
     def is_frozen(self) -> bool:
-        if not os.path.isdir(self.dir):
+        if not fspath.isdir(self.dir):
             return False
         with fsutil.CgroupDir(self.dir) as d:
             return self._events_frozen(d)
