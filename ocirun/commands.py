@@ -246,6 +246,9 @@ def cmd_events(g: Args, a: Args, out: Output) -> int:
         raise OciError("--interval", "duration interval must be greater than 0")
     ooms = mgr.oom_kill_count()
     next_stats = 0.0
+    import gc
+
+    gc.enable()  # a stream runs for as long as the container: collect cycles again (see install_launcher)
 
     def report_ooms() -> None:
         nonlocal ooms

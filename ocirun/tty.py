@@ -56,10 +56,12 @@ class Relay:
     def run(self, pid: int) -> None:
         """Copy stdin → master and master → stdout until the container closes the pty."""
         import _signal
+        import gc
         import select
         import termios
         import tty
 
+        gc.enable()  # an interactive session may last: collect cycles again (see install_launcher)
         saved = None
         if posix.isatty(0):
             saved = termios.tcgetattr(0)

@@ -110,3 +110,12 @@ def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: AN
         assert why == "statically linked libpython" and "/libpython" not in maps, (python, why)
     monkeypatch.setenv("OCIRUN_PYTHON", "/nonexistent/python")
     assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON")
+
+
+def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: ANN001
+    import sys
+
+    il = _tools()
+    code = il.start_code([str(tmp_path)], str(tmp_path / "no-bundle")) + "import gc; print(gc.isenabled())"
+    p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr
