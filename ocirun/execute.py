@@ -291,10 +291,13 @@ def _seccomp(data: dict, root: str):  # noqa: ANN202
 
 def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str]) -> None:  # noqa: ANN001
     """Answer the child until it execs (EOF) or reports why it could not."""
+    from ocirun import cgroups
+
+    mgr = cgroups.from_state(data["cgroup"])  # (its imports overlap the child's way to its first sync point)
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
-            _join_cgroup(data, child.pid, sub_cgroups)
+            _join_cgroup(mgr, child.pid, sub_cgroups)
             child.go()
         elif t == executor.MSG_FD:
             from ocirun.create import _send_listener
@@ -311,10 +314,7 @@ def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, st
             raise OciError("exec", f"unexpected message {t} from the child")
 
 
-def _join_cgroup(data: dict, pid: int, sub: dict[str, str]) -> None:
-    from ocirun import cgroups
-
-    mgr = cgroups.from_state(data["cgroup"])
+def _join_cgroup(mgr, pid: int, sub: dict[str, str]) -> None:  # noqa: ANN001
     if not sub:
         mgr.add_pid(pid)
         return

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ocirun import fspath
 
 PATHS = ["", ".", "..", "/", "//", "///", "a", "a/", "/a", "//a", "///a", "a/b", "a//b", "a/./b", "a/../b", "../a",

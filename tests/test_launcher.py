@@ -119,3 +119,30 @@ def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: AN
     code = il.start_code([str(tmp_path)], str(tmp_path / "no-bundle")) + "import gc; print(gc.isenabled())"
     p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr
+
+
+def test_runtime_runs_in_the_c_locale_and_the_container_does_not_inherit_it(rt, bundle) -> None:  # noqa: ANN001
+    """LC_ALL=C: no locale archive in the runtime's memory; the container's environment is config.json's."""
+    import time
+
+    if not _is_elf(ocirun_cmd()[0]):
+        pytest.skip("no C compiler: the launcher is the #! script")
+    b = bundle(["sleep", "1000"])
+    env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    with open(os.devnull, "wb") as null:
+        p = subprocess.Popen([*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id], stdout=null,
+                             stderr=null, env=env)
+    try:
+        for _ in range(200):
+            if os.path.exists(os.path.join(rt.root, b.id, "state.json")) and rt.state(b.id)["status"] == "running":
+                break
+            time.sleep(0.05)
+        with open(f"/proc/{p.pid}/environ", "rb") as f:
+            assert b"LC_ALL=C\0" in f.read()  # the launcher execs the interpreter in place: same pid
+        with open(f"/proc/{p.pid}/maps") as f:
+            assert "locale" not in f.read()
+        with open(f"/proc/{rt.state(b.id)['pid']}/environ", "rb") as f:
+            assert f.read().split(b"\0")[:-1] == [e.encode() for e in b.spec["process"]["env"]]
+    finally:
+        rt("kill", b.id, "KILL")
+        p.wait(timeout=30)

@@ -1,15 +1,20 @@
-"""Serve the ocirun package from the install-time bundle: one read instead of a lookup and a .pyc per module.
+"""Serve the ocirun package from the install-time bundle: one file instead of a path search and a .pyc per
+module.
 
 tools/install_launcher.py compiles this file and every module of the package (docstrings stripped) into one
-marshalled file; the launcher's start code execs this with TABLE set to {module: (is_package, source path,
-source mtime_ns, source size, marshalled code)}. A module whose source changed since the install (or is
-gone) is left to the normal path finder, so an edited tree never runs stale code.
+file: an 8-byte header length, then marshal((this code, TABLE)), then each module's marshalled code. The
+launcher's start code reads the header and execs this with TABLE = {module: (is_package, source path,
+source mtime_ns, source size, offset, length)} and FD, the bundle open read-only: a module's code is read
+with one pread when it is imported, so modules a command does not import cost neither time nor memory.
+A module whose source changed since the install (or is gone) is left to the normal path finder, so an
+edited tree never runs stale code.
 """
 
 import sys
-from posix import stat
+from posix import pread, stat
 
 TABLE: dict = globals().get("TABLE", {})
+FD: int = globals().get("FD", -1)
 _Spec = type(sys.__spec__)
 
 
@@ -19,7 +24,7 @@ class BundleFinder:
         entry = TABLE.get(name)
         if entry is None:
             return None
-        is_pkg, filename, mtime_ns, size, _code = entry
+        is_pkg, filename, mtime_ns, size = entry[:4]
         try:
             st = stat(filename)
         except OSError:
@@ -40,7 +45,8 @@ class BundleFinder:
     def exec_module(module: object) -> None:
         import marshal
 
-        exec(marshal.loads(TABLE[module.__spec__.name][4]), module.__dict__)  # noqa: S102
+        offset, length = TABLE[module.__spec__.name][4:]
+        exec(marshal.loads(pread(FD, length, offset)), module.__dict__)  # noqa: S102
 
 
 sys.meta_path.insert(0, BundleFinder)
