@@ -194,7 +194,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
             "annotations": cfg.annotations, "start_time": 0, "cgroup": mgr.to_state(),
-            "config": _kept_config(cfg),
+            "config": _kept_config(cfg), "notify": fspath.join(d, state.NOTIFY_SOCK),
         }
         cgroup_fd = mgr.clone_into_fd()
         if cgroup_fd is not None:

@@ -81,8 +81,7 @@ def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
             data["status"] = "stopped"
             state.save(d, data)
             raise OciError("container process", err.decode(errors="replace"))
-        data["status"] = "running"
-        state.save(d, data)
+        # Nothing to save: with notify.sock gone the stored "created" reads as running (state.status).
         if poststart := _hooks(data, "poststart"):
             from ocirun import hooks
 

@@ -188,3 +188,19 @@ def test_run_forwards_signals(rt, bundle):
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 7
     assert rt("state", b.id).returncode == 1  # deleted after
+
+
+def test_created_reads_as_running_once_the_start_socket_is_gone(tmp_path):
+    """start does not rewrite state.json: the init's notify.sock (removed by start) tells created from
+    running, as runc's exec.fifo does; state files without the socket's path keep their stored status."""
+    from ocirun import state
+
+    sock = tmp_path / "notify.sock"
+    sock.write_text("")
+    me = {"pid": os.getpid(), "start_time": state.proc_stat(os.getpid())[1], "status": "created",
+          "notify": str(sock)}
+    assert state.status(me) == "created"
+    sock.unlink()
+    assert state.status(me) == "running"
+    assert state.status({**me, "notify": None}) == "created"
+    assert state.status({**me, "start_time": me["start_time"] + 1}) == "stopped"  # a reused pid
