@@ -60,7 +60,8 @@ _PROBE = """
 import pkgx.mod
 loader = pkgx.mod.__spec__.loader
 loader = getattr(loader, "__name__", type(loader).__name__)
-print(loader, pkgx.mod.answer(), pkgx.mod.__doc__, pkgx.mod.__file__ == {path!r}, pkgx.__path__)
+import _json
+print(loader, pkgx.mod.answer(), pkgx.mod.__doc__, pkgx.mod.__file__ == {path!r}, _json.__file__, pkgx.__path__)
 """
 
 
@@ -75,19 +76,26 @@ def test_bundle_serves_the_package_and_never_stale_code(tmp_path) -> None:  # no
     (pkg / "__init__.py").write_text("")
     mod = pkg / "mod.py"
     mod.write_text('"""Doc."""\n\ndef answer():\n    return 42\n')
-    bundle = il.write_bundle(str(tmp_path), "pkgx")
+    import _json
+    import shutil
+
+    ext = str(tmp_path / os.path.basename(_json.__file__))  # a copy: only the bundle's entry names this file
+    shutil.copy(_json.__file__, ext)
+    bundle = il.write_bundle(str(tmp_path), "pkgx", ext={"_json": ext})
     code = il.start_code([str(tmp_path)], bundle) + _PROBE.format(path=str(mod))
 
     def probe() -> list[str]:
         p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stderr
-        return p.stdout.split(maxsplit=4)
+        return p.stdout.split(maxsplit=5)
 
     out = probe()
-    assert out[:4] == ["BundleFinder", "42", "None", "True"] and str(pkg) in out[4], out
+    assert out[:5] == ["BundleFinder", "42", "None", "True", ext] and str(pkg) in out[5], out
     mod.write_text('"""Doc."""\n\ndef answer():\n    return 43\n')  # edited after the install
     out = probe()
     assert out[:4] == ["SourceFileLoader", "43", "Doc.", "True"], out
+    os.utime(ext, ns=(0, 0))  # an extension module changed since: found by the path search again
+    assert probe()[4] == _json.__file__
     os.unlink(bundle)  # an unreadable bundle: everything from source
     assert probe()[:2] == ["SourceFileLoader", "43"]
 
@@ -99,7 +107,8 @@ def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: AN
 
     il = _tools()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    python, why = il.pick_python([root, *sys.path])
+    python, why, ext = il.pick_python([root, *sys.path])
+    assert set(ext) == set(il.EXT_MODULES) and all(os.path.isfile(f) for f in ext.values()), ext
     p = subprocess.run([python, "-IS", "-c", f"import sys; sys.path += {[root, *sys.path]!r}; import ocirun._native;"
                         "print(sys.implementation.cache_tag); print(open('/proc/self/maps').read())"],
                        capture_output=True, text=True, timeout=30)
@@ -109,7 +118,7 @@ def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: AN
     if python != os.path.realpath(sys.executable):
         assert why == "statically linked libpython" and "/libpython" not in maps, (python, why)
     monkeypatch.setenv("OCIRUN_PYTHON", "/nonexistent/python")
-    assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON")
+    assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON", {})
 
 
 def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: ANN001

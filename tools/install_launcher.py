@@ -35,8 +35,8 @@ def main(dest: str) -> None:
     import compileall
 
     compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
-    bundle = write_bundle()
-    python, why = pick_python(paths)
+    python, why, ext = pick_python(paths)
+    bundle = write_bundle(ext=ext)
     code = start_code(paths, bundle) + "from ocirun.cli import main\nmain("
     tmp = dest + ".tmp"
     if not _build_c_launcher(tmp, python, code):
@@ -70,8 +70,12 @@ def start_code(paths: list[str], bundle: str) -> str:
     )
 
 
-def write_bundle(root: str = ROOT, package: str = "ocirun") -> str:
-    """Compile `package` into one marshalled file (see tools/launcher_boot.py); returns its path."""
+def write_bundle(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] | None = None) -> str:
+    """Compile `package` into one marshalled file (see tools/launcher_boot.py); returns its path.
+
+    `ext` {module: file}: extension modules the launcher's interpreter loads from these files directly, without
+    a path search (~0.4 ms for _cffi_backend, whose site-packages directory has hundreds of entries to list).
+    """
     import marshal
 
     boot_path = os.path.join(ROOT, "tools", "launcher_boot.py")
@@ -80,11 +84,14 @@ def write_bundle(root: str = ROOT, package: str = "ocirun") -> str:
     out = os.path.join(root, package, "__pycache__", f"bundle.{sys.implementation.cache_tag}.marshal")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     table, blobs = bundle_table(root, package)
+    for name, path in (ext or {}).items():
+        st = os.stat(path)
+        table[name] = (False, path, st.st_mtime_ns, st.st_size, -1, 0)
     # Offsets count from the end of the header, which holds them: fix them up once its length is known.
     header = marshal.dumps((boot, table))
     while True:
         base = 8 + len(header)
-        fixed = {k: (*v[:4], base + v[4], v[5]) for k, v in table.items()}
+        fixed = {k: (*v[:4], base + v[4] if v[4] >= 0 else -1, v[5]) for k, v in table.items()}
         new = marshal.dumps((boot, fixed))
         if len(new) == len(header):
             break
@@ -134,40 +141,46 @@ for m in {deps!r}:
     __import__(m)
 with open("/proc/self/maps") as f:
     print(sys.implementation.cache_tag, int("/libpython" in f.read()))
+for m in {ext!r}:
+    print(m, sys.modules[m].__file__)
 """
+# Extension modules of the create/run/exec path, served from their files by the bundle (write_bundle).
+EXT_MODULES = ("_cffi_backend", "ocirun._native", "_json")
 
 
-def pick_python(paths: list[str]) -> tuple[str, str]:
-    """The interpreter the launcher execs, and why: a statically linked build of this same Python when there is
-    one that loads the C helper and the dependencies (Debian's /usr/bin/python3.11, built with PGO and LTO and
-    no libpython.so to relocate, starts in 7.7 ms where this pyenv build takes 9.1 ms, and runs `ocirun run`
-    ~3 ms faster); else the interpreter running this script. OCIRUN_PYTHON names one outright.
+def pick_python(paths: list[str]) -> tuple[str, str, dict[str, str]]:
+    """The interpreter the launcher execs, why, and where it finds EXT_MODULES: a statically linked build of
+    this same Python when there is one that loads the C helper and the dependencies (Debian's
+    /usr/bin/python3.11, built with PGO and LTO and no libpython.so to relocate, starts in 7.7 ms where this
+    pyenv build takes 9.1 ms, and runs `ocirun run` ~3 ms faster); else the interpreter running this script.
+    OCIRUN_PYTHON names one outright (its modules are then found by path search).
     """
     import importlib.util
 
     forced = os.environ.get("OCIRUN_PYTHON")
     if forced:
-        return forced, "OCIRUN_PYTHON"
-    deps = ["_cffi_backend", "ocirun._native"]
+        return forced, "OCIRUN_PYTHON", {}
+    deps = ["_cffi_backend", "ocirun._native", "_json"]
     deps += [m for m in ("pyseccomp", "jsonschema") if importlib.util.find_spec(m) is not None]
-    probe = _PROBE.format(paths=paths, deps=deps)
+    probe = _PROBE.format(paths=paths, deps=deps, ext=EXT_MODULES)
     own = os.path.realpath(sys.executable)
     ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    seen, static = set(), []
+    probed: dict[str, tuple[bool, dict[str, str]]] = {}  # interpreter: (static, its EXT_MODULES files)
     for cand in (own, f"/usr/bin/python{ver}", f"/usr/local/bin/python{ver}"):
         real = os.path.realpath(cand)
-        if real in seen or not os.access(real, os.X_OK):
+        if real in probed or not os.access(real, os.X_OK):
             continue
-        seen.add(real)
         out = _run([real, "-ISXfrozen_modules=on", "-c", probe])
         if out is None:
             continue
-        tag, shared = (out.split() + ["", ""])[:2]
-        if tag == sys.implementation.cache_tag and shared == "0":
-            static.append(real)
-    if static:
-        return static[0], "statically linked libpython"
-    return own, "the installing interpreter"
+        first, *rest = out.splitlines()
+        tag, shared = (first.split() + ["", ""])[:2]
+        if tag == sys.implementation.cache_tag:
+            probed[real] = (shared == "0", dict(line.split(" ", 1) for line in rest if " " in line))
+    for real, (static, ext) in probed.items():
+        if static:
+            return real, "statically linked libpython", ext
+    return own, "the installing interpreter", probed.get(own, (False, {}))[1]
 
 
 def _run(argv: list[str]) -> str | None:

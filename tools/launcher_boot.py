@@ -6,6 +6,7 @@ file: an 8-byte header length, then marshal((this code, TABLE)), then each modul
 launcher's start code reads the header and execs this with TABLE = {module: (is_package, source path,
 source mtime_ns, source size, offset, length)} and FD, the bundle open read-only: a module's code is read
 with one pread when it is imported, so modules a command does not import cost neither time nor memory.
+Entries with offset -1 are extension modules, loaded from the file they name.
 A module whose source changed since the install (or is gone) is left to the normal path finder, so an
 edited tree never runs stale code.
 """
@@ -31,6 +32,11 @@ class BundleFinder:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None
+        if entry[4] < 0:  # an extension module: its file, without a search of every sys.path directory
+            loader = sys.modules["_frozen_importlib_external"].ExtensionFileLoader(name, filename)
+            spec = _Spec(name, loader, origin=filename)
+            spec.has_location = True
+            return spec
         spec = _Spec(name, cls, origin=filename, is_package=is_pkg)
         spec.has_location = True
         if is_pkg:
