@@ -205,6 +205,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             posix.close(fd)
         fds = []
         _drive(child, cfg, mgr, data, sec_obj, cgroup_fd is not None)
+        mgr.close()
         st = state.proc_stat(child.pid)
         data["pid"] = child.pid
         data["start_time"] = st[1] if st else 0
@@ -224,6 +225,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         if child is not None:
             child.kill()
         if mgr is not None:
+            mgr.close()
             try:
                 mgr.destroy()
             except OSError:

@@ -293,7 +293,15 @@ def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, st
     """Answer the child until it execs (EOF) or reports why it could not."""
     from ocirun import cgroups
 
-    mgr = cgroups.from_state(data["cgroup"])  # (its imports overlap the child's way to its first sync point)
+    mgr = cgroups.from_state(data["cgroup"])  # (this and the opens overlap the child's way to its first sync)
+    try:
+        mgr.open_dirs()
+        _answer(child, data, sec_obj, sub_cgroups, mgr)
+    finally:
+        mgr.close()
+
+
+def _answer(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str], mgr) -> None:  # noqa: ANN001
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:

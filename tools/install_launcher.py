@@ -36,7 +36,11 @@ def main(dest: str) -> None:
 
     compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
     python, why, ext = pick_python(paths)
-    bundle = write_bundle(ext=ext)
+    try:
+        bundle = write_bundle(ext=ext)
+    except OSError as e:  # a read-only checkout: the modules come from their sources (slower, same code)
+        print(f"no bundle: {e}", file=sys.stderr)
+        bundle = os.path.join(ROOT, "ocirun", "__pycache__", "no-bundle")
     code = start_code(paths, bundle) + "from ocirun.cli import main\nmain("
     tmp = dest + ".tmp"
     if not _build_c_launcher(tmp, python, code):

@@ -22,6 +22,12 @@ class Manager:
         """Move `pid` into the cgroup in every hierarchy."""
         raise NotImplementedError
 
+    def open_dirs(self) -> None:
+        """Open the cgroup's directories now, so that a later add_pid only writes (create keeps them open)."""
+
+    def close(self) -> None:
+        """Close what create() or open_dirs() opened; the manager stays usable."""
+
     def clone_into_fd(self) -> int | None:
         """An O_DIRECTORY fd of the leaf for clone3(CLONE_INTO_CGROUP): v2 only."""
         return None

@@ -63,7 +63,11 @@ def _magic_from_mountinfo(path: str) -> int:
 
 def open_dir(path: str) -> int:
     """Open an existing cgroup directory; the fd is checked to be on cgroupfs (v1 or v2)."""
-    fd = posix.open(path, _DIR_FLAGS)
+    return _checked(posix.open(path, _DIR_FLAGS), path)
+
+
+def _checked(fd: int, path: str) -> int:
+    """`fd` if it is a directory on cgroupfs (v1 or v2); else it is closed and OciError raised."""
     try:
         from ocirun import _native
 
@@ -77,7 +81,17 @@ def open_dir(path: str) -> int:
 
 
 def mkdir_p(root: str, parts: list[str], *, on_new: object = None, before_level: object = None) -> list[str]:
-    """Create root/parts... one level at a time with mkdirat; return the paths this call created.
+    """mkdir_open, closing the leaf: the paths this call created."""
+    created, fd = mkdir_open(root, parts, on_new=on_new, before_level=before_level)
+    posix.close(fd)
+    return created
+
+
+def mkdir_open(root: str, parts: list[str], *, on_new: object = None,
+               before_level: object = None) -> tuple[list[str], int]:
+    """Create root/parts... one level at a time with mkdirat; return the paths this call created and an open
+    fd of the leaf, checked to be on cgroupfs like the root (nothing mounted over it), so later writes need
+    no second walk.
 
     `before_level(parent_fd)` runs before each level (v2 enables controllers in subtree_control);
     `on_new(parent_fd, child_fd, child_path)` runs for each newly made level (v1 cpuset copies cpus/mems).
@@ -107,16 +121,19 @@ def mkdir_p(root: str, parts: list[str], *, on_new: object = None, before_level:
                     raise
             posix.close(fd)
             fd = child
+        if parts:
+            leaf, fd = fd, -1
+            fd = _checked(leaf, path)  # (which closes it when it is not cgroupfs)
     except BaseException:
+        if fd >= 0:
+            posix.close(fd)
         for p in reversed(created):
             try:
                 posix.rmdir(p)
             except OSError:
                 pass
         raise
-    finally:
-        posix.close(fd)
-    return created
+    return created, fd
 
 
 def write_at(dirfd: int, name: str, value: str) -> None:

@@ -26,6 +26,7 @@ class V1Manager(Manager):
         self._dirs = dict(dirs)
         self._mounts = dict(mounts)
         self.mode = "hybrid" if hybrid else "v1"
+        self._fds: dict[str, int] = {}  # dir: open fd, from create() or open_dirs() until close()
 
     @classmethod
     def for_path(cls, inner: str, *, hybrid: bool) -> "V1Manager":
@@ -85,18 +86,33 @@ class V1Manager(Manager):
                 tr = ocirun.TRACER
                 t = tr and tr.now()
                 try:
-                    created += fsutil.mkdir_p(mnt, fsutil.split_inner(rel), on_new=hook)
+                    made, self._fds[d] = fsutil.mkdir_open(mnt, fsutil.split_inner(rel), on_new=hook)
+                    created += made
                 except OSError as e:
                     raise OciError(d, f"creating cgroup: {posix.strerror(e.errno or 5)}") from e
                 if tr:
                     tr.step("cgroup.mkdir", t, d)
         except BaseException:
+            self.close()
             for p in reversed(created):
                 try:
                     posix.rmdir(p)
                 except OSError:
                     pass
             raise
+
+    def open_dirs(self) -> None:
+        for _ctrl, d in self._unique():
+            if d not in self._fds:
+                try:
+                    self._fds[d] = fsutil.open_dir(d)
+                except (OSError, OciError):
+                    pass  # add_pid opens it again and says what is wrong
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            posix.close(fd)
 
     def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
         from ocirun.cgroups import resources_v1
@@ -108,8 +124,12 @@ class V1Manager(Manager):
         for ctrl, d in self._unique():
             t = tr and tr.now()
             try:
-                with fsutil.CgroupDir(d) as cg:
-                    fsutil.write_at(cg.fd, "cgroup.procs", str(pid))
+                fd = self._fds.get(d)
+                if fd is not None:
+                    fsutil.write_at(fd, "cgroup.procs", str(pid))
+                else:
+                    with fsutil.CgroupDir(d) as cg:
+                        fsutil.write_at(cg.fd, "cgroup.procs", str(pid))
             except OSError as e:
                 raise OciError(f"cgroup {ctrl}", f"adding pid {pid} to {d}/cgroup.procs: {e.strerror}") from e
             if tr:
