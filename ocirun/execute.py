@@ -60,7 +60,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
     sub_cgroups = parse_sub_cgroups(a.cgroup or [])
     relay = None
     fds: list[int] = []
-    child = None
+    child = mgr = None
     try:
         console_fd = None
         if a.console_socket and not (detach and p.terminal):
@@ -93,6 +93,10 @@ def _exec(root: str, a: Args, out: Output) -> int:
             pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
             posix.set_inheritable(fd, True)
+        # The cgroup dirs are opened before the clone: after it the child, on this CPU or on a halted one
+        # that must first be woken, should find us already waiting for its first sync point.
+        mgr = cgroups.from_state(data["cgroup"])
+        mgr.open_dirs()
         cgroups.prewarm_wait()
         child = executor.spawn(pl, who="exec")
         for fd in fds:
@@ -100,7 +104,8 @@ def _exec(root: str, a: Args, out: Output) -> int:
         fds = []
         if relay is not None:
             relay.close_child_end()
-        _drive(child, data, sec_obj, sub_cgroups)
+        _drive(child, data, sec_obj, sub_cgroups, mgr)
+        mgr.close()
         child.close()
         if tr:
             tr.point("exec'd", f"pid {child.pid}: sync socket closed by execve")
@@ -119,6 +124,8 @@ def _exec(root: str, a: Args, out: Output) -> int:
     except BaseException:
         for fd in fds:
             posix.close(fd)
+        if mgr is not None:
+            mgr.close()
         if relay is not None:
             relay.close_child_end()
         if child is not None and child.fd >= 0:
@@ -289,19 +296,8 @@ def _seccomp(data: dict, root: str):  # noqa: ANN202
     return (s.bpf, s.flags, s.notify), s
 
 
-def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str]) -> None:  # noqa: ANN001
+def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str], mgr) -> None:  # noqa: ANN001
     """Answer the child until it execs (EOF) or reports why it could not."""
-    from ocirun import cgroups
-
-    mgr = cgroups.from_state(data["cgroup"])  # (this and the opens overlap the child's way to its first sync)
-    try:
-        mgr.open_dirs()
-        _answer(child, data, sec_obj, sub_cgroups, mgr)
-    finally:
-        mgr.close()
-
-
-def _answer(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str], mgr) -> None:  # noqa: ANN001
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
