@@ -43,12 +43,13 @@ def _hooks(data: dict, kind: str) -> list:
     return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(raw)]
 
 
-def start(root: str, cid: str, warn) -> None:  # noqa: ANN001
+def start(root: str, cid: str, warn, created: dict | None = None) -> None:  # noqa: ANN001
+    """`created`: the state `run` has just written (so it needs no second read and check)."""
     d = state.container_dir(root, cid)
     lock = state.Lock(d, cid)
     try:
-        data = state.load(root, cid)
-        st = state.status(data)
+        data = created or state.load(root, cid)
+        st = "created" if created else state.status(data)
         if st != "created":
             if st == "stopped":
                 raise OciError(f'container "{cid}"', "cannot start a container that has stopped")

@@ -50,7 +50,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
     if not detach:
         forward_signals(child.pid)
     try:
-        lifecycle.start(o.root, o.cid, out.warn)
+        lifecycle.start(o.root, o.cid, out.warn, created=data)
     except BaseException:
         if not detach:
             wait_status(child.pid)
