@@ -2,7 +2,7 @@
 PY ?= python3
 PREFIX ?= /usr/local
 BUNDLE ?= bundles/busybox
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc make iproute2 procps runc crun
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc make iproute2 procps runc crun python3.11 libpython3.11-dev
 PIP_PACKAGES := cffi pyseccomp jsonschema pytest ruff
 
 .PHONY: all deps build install bundle run test test-unit test-integration lint clean

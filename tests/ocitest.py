@@ -21,6 +21,7 @@ from mkbundle import make_rootfs  # noqa: E402
 from ocirun.specgen import default_spec  # noqa: E402
 
 _LAUNCHER: list[str] = []
+_LAUNCHER_KIND: list[str] = []
 
 
 def ocirun_cmd() -> list[str]:
@@ -33,9 +34,15 @@ def ocirun_cmd() -> list[str]:
         from install_launcher import main as install
 
         dest = os.path.join(tempfile.mkdtemp(prefix="ocirun-launcher-"), "ocirun")
-        install(dest)
+        _LAUNCHER_KIND.append(install(dest))
         _LAUNCHER.append(dest)
     return list(_LAUNCHER)
+
+
+def launcher_kind() -> str:
+    """How ocirun_cmd()'s launcher was built: "embedded interpreter", "static launcher", "launcher" or "#! script"."""
+    ocirun_cmd()
+    return _LAUNCHER_KIND[0].split("(", 1)[1].split(";", 1)[0]
 
 
 class Runtime:

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import pytest
-from ocitest import ocirun_cmd
+from ocitest import launcher_kind, ocirun_cmd
 
 PURE_V2 = os.path.exists("/sys/fs/cgroup/cgroup.procs")
 
@@ -107,7 +107,7 @@ def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: AN
 
     il = _tools()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    python, why, ext = il.pick_python([root, *sys.path])
+    python, why, ext, _embed = il.pick_python([root, *sys.path])
     assert set(ext) == set(il.EXT_MODULES) and all(os.path.isfile(f) for f in ext.values()), ext
     p = subprocess.run([python, "-IS", "-c", f"import sys; sys.path += {[root, *sys.path]!r}; import ocirun._native;"
                         "print(sys.implementation.cache_tag); print(open('/proc/self/maps').read())"],
@@ -118,7 +118,7 @@ def test_launcher_interpreter_loads_the_helper(monkeypatch) -> None:  # noqa: AN
     if python != os.path.realpath(sys.executable):
         assert why == "statically linked libpython" and "/libpython" not in maps, (python, why)
     monkeypatch.setenv("OCIRUN_PYTHON", "/nonexistent/python")
-    assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON", {})
+    assert il.pick_python([root]) == ("/nonexistent/python", "OCIRUN_PYTHON", {}, {})
 
 
 def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: ANN001
@@ -130,8 +130,10 @@ def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: AN
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr
 
 
-def test_runtime_runs_in_the_c_locale_and_the_container_does_not_inherit_it(rt, bundle) -> None:  # noqa: ANN001
-    """LC_ALL=C: no locale archive in the runtime's memory; the container's environment is config.json's."""
+def test_runtime_maps_no_locale_and_the_container_gets_only_its_own_environment(rt, bundle) -> None:  # noqa: ANN001
+    """The interpreter runs in the C locale (UTF-8 mode): no locale archive in the runtime's memory, whatever
+    the caller's LANG; the container's environment is config.json's. With the interpreter linked in, the
+    running runtime is the launcher itself."""
     import time
 
     if not _is_elf(ocirun_cmd()[0]):
@@ -146,12 +148,35 @@ def test_runtime_runs_in_the_c_locale_and_the_container_does_not_inherit_it(rt, 
             if os.path.exists(os.path.join(rt.root, b.id, "state.json")) and rt.state(b.id)["status"] == "running":
                 break
             time.sleep(0.05)
-        with open(f"/proc/{p.pid}/environ", "rb") as f:
-            assert b"LC_ALL=C\0" in f.read()  # the launcher execs the interpreter in place: same pid
-        with open(f"/proc/{p.pid}/maps") as f:
-            assert "locale" not in f.read()
+        with open(f"/proc/{p.pid}/maps") as f:  # (an exec'd interpreter keeps the launcher's pid)
+            maps = f.read()
+        assert "locale" not in maps and "/libpython" not in maps
+        if launcher_kind() == "embedded interpreter":
+            assert os.readlink(f"/proc/{p.pid}/exe") == ocirun_cmd()[0]
         with open(f"/proc/{rt.state(b.id)['pid']}/environ", "rb") as f:
             assert f.read().split(b"\0")[:-1] == [e.encode() for e in b.spec["process"]["env"]]
     finally:
         rt("kill", b.id, "KILL")
         p.wait(timeout=30)
+
+
+def test_interpreter_is_linked_in_when_a_static_libpython_is_there() -> None:
+    """The fast path is not silently lost: with a static libpython and a compiler the launcher embeds the
+    interpreter (encodings frozen in); the fallback, a launcher that execs the interpreter, still builds."""
+    import shutil
+    import sys
+    import tempfile
+
+    il = _tools()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python, _why, _ext, embed = il.pick_python([root, *sys.path])
+    if not (embed and os.path.isfile(embed["lib"]) and shutil.which("cc")):
+        pytest.skip("no static libpython for the chosen interpreter (or no compiler)")
+    assert launcher_kind() == "embedded interpreter"
+    assert [name for name, _pkg, _code in embed["frozen"]] == list(il.FROZEN_STDLIB)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "ocirun")
+        assert il._build_c_launcher(out, python, "import sys\nprint(sys.argv[1:])\nraise SystemExit(", None) in (
+            "static launcher", "launcher")
+        p = subprocess.run([out, "a", "b"], capture_output=True, text=True, timeout=30)
+        assert p.stdout.strip() == "['a', 'b']" and p.returncode == 0, p

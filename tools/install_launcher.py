@@ -24,7 +24,8 @@ import sysconfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(dest: str) -> None:
+def main(dest: str) -> str:
+    """Install the launcher at `dest`; returns what was installed (the line it prints)."""
     import _cffi_backend  # noqa: F401  (must be importable: it is what the C helper's module loads)
 
     site = os.path.dirname(_cffi_backend.__file__)
@@ -35,7 +36,7 @@ def main(dest: str) -> None:
     import compileall
 
     compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
-    python, why, ext = pick_python(paths)
+    python, why, ext, embed = pick_python(paths)
     try:
         bundle = write_bundle(ext=ext)
     except OSError as e:  # a read-only checkout: the modules come from their sources (slower, same code)
@@ -43,12 +44,16 @@ def main(dest: str) -> None:
         bundle = os.path.join(ROOT, "ocirun", "__pycache__", "no-bundle")
     code = start_code(paths, bundle) + "from ocirun.cli import main\nmain("
     tmp = dest + ".tmp"
-    if not _build_c_launcher(tmp, python, code):
+    kind = _build_c_launcher(tmp, python, code, embed)
+    if not kind:
+        kind = "#! script"
         with open(tmp, "w") as f:
             f.write(f"#!{python} -ISXfrozen_modules=on\n{code})\n")
     os.chmod(tmp, 0o755)
     os.rename(tmp, dest)
-    print(f"installed {dest} (python: {python}, {why})")
+    line = f"installed {dest} ({kind}; python: {python}, {why})"
+    print(line)
+    return line
 
 
 def start_code(paths: list[str], bundle: str) -> str:
@@ -143,17 +148,32 @@ _PROBE = """import sys
 sys.path += {paths!r}
 for m in {deps!r}:
     __import__(m)
+import marshal, sysconfig
 with open("/proc/self/maps") as f:
-    print(sys.implementation.cache_tag, int("/libpython" in f.read()))
-for m in {ext!r}:
-    print(m, sys.modules[m].__file__)
+    shared = "/libpython" in f.read()
+v = sysconfig.get_config_var
+frozen = []
+for name in {frozen!r}:
+    path = sys.modules[name].__file__
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    frozen.append((name, hasattr(sys.modules[name], "__path__"), marshal.dumps(code).hex()))
+print(repr({{"tag": sys.implementation.cache_tag, "static": not shared,
+             "ext": {{m: sys.modules[m].__file__ for m in {ext!r}}},
+             "embed": {{"lib": f"{{v('LIBPL')}}/{{v('LIBRARY')}}", "include": v("INCLUDEPY"),
+                       "libs": " ".join(v(k) or "" for k in ("LIBS", "MODLIBS", "SYSLIBS")).split(),
+                       "frozen": frozen}}}}))
 """
+# What the interpreter imports from the standard library while it starts (the codec of its UTF-8 streams):
+# frozen into an embedded interpreter (launcher.c).
+FROZEN_STDLIB = ("encodings", "encodings.aliases", "encodings.utf_8")
 # Extension modules of the create/run/exec path, served from their files by the bundle (write_bundle).
 EXT_MODULES = ("_cffi_backend", "ocirun._native", "_json")
 
 
-def pick_python(paths: list[str]) -> tuple[str, str, dict[str, str]]:
-    """The interpreter the launcher execs, why, and where it finds EXT_MODULES: a statically linked build of
+def pick_python(paths: list[str]) -> tuple[str, str, dict[str, str], dict]:
+    """The interpreter the launcher runs, why, where it finds EXT_MODULES, and how to link it into the launcher
+    (see _build_c_launcher; {} for none): a statically linked build of
     this same Python when there is one that loads the C helper and the dependencies (Debian's
     /usr/bin/python3.11, built with PGO and LTO and no libpython.so to relocate, starts in 7.7 ms where this
     pyenv build takes 9.1 ms, and runs `ocirun run` ~3 ms faster); else the interpreter running this script.
@@ -163,13 +183,15 @@ def pick_python(paths: list[str]) -> tuple[str, str, dict[str, str]]:
 
     forced = os.environ.get("OCIRUN_PYTHON")
     if forced:
-        return forced, "OCIRUN_PYTHON", {}
+        return forced, "OCIRUN_PYTHON", {}, {}
     deps = ["_cffi_backend", "ocirun._native", "_json"]
     deps += [m for m in ("pyseccomp", "jsonschema") if importlib.util.find_spec(m) is not None]
-    probe = _PROBE.format(paths=paths, deps=deps, ext=EXT_MODULES)
+    probe = _PROBE.format(paths=paths, deps=deps, ext=EXT_MODULES, frozen=FROZEN_STDLIB)
     own = os.path.realpath(sys.executable)
     ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    probed: dict[str, tuple[bool, dict[str, str]]] = {}  # interpreter: (static, its EXT_MODULES files)
+    import ast
+
+    probed: dict[str, dict] = {}
     for cand in (own, f"/usr/bin/python{ver}", f"/usr/local/bin/python{ver}"):
         real = os.path.realpath(cand)
         if real in probed or not os.access(real, os.X_OK):
@@ -177,14 +199,13 @@ def pick_python(paths: list[str]) -> tuple[str, str, dict[str, str]]:
         out = _run([real, "-ISXfrozen_modules=on", "-c", probe])
         if out is None:
             continue
-        first, *rest = out.splitlines()
-        tag, shared = (first.split() + ["", ""])[:2]
-        if tag == sys.implementation.cache_tag:
-            probed[real] = (shared == "0", dict(line.split(" ", 1) for line in rest if " " in line))
-    for real, (static, ext) in probed.items():
-        if static:
-            return real, "statically linked libpython", ext
-    return own, "the installing interpreter", probed.get(own, (False, {}))[1]
+        info = ast.literal_eval(out.strip())
+        if info["tag"] == sys.implementation.cache_tag:
+            probed[real] = info
+    for real, info in probed.items():
+        if info["static"]:
+            return real, "statically linked libpython", info["ext"], info["embed"]
+    return own, "the installing interpreter", probed.get(own, {}).get("ext", {}), {}
 
 
 def _run(argv: list[str]) -> str | None:
@@ -206,25 +227,63 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _build_c_launcher(out: str, python: str, code: str) -> bool:
-    """Compile tools/launcher.c with the interpreter and start code built in; False when there is no compiler."""
+def _build_c_launcher(out: str, python: str, code: str, embed: dict | None = None) -> str:
+    """Compile tools/launcher.c with the interpreter and start code built in; which kind, or "" when there is
+    no compiler.
+
+    First with the interpreter linked in from libpython's static library (`embed`, offered for a statically
+    linked interpreter; see launcher.c: ~2 ms less per command on the dev VM), then a static program that
+    execs the interpreter, then the same dynamically linked.
+    """
     import shutil
     import subprocess
     import tempfile
 
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
-        return False
+        return ""
     with tempfile.TemporaryDirectory(prefix="ocirun-launcher-") as tmpd:
         with open(os.path.join(tmpd, "launcher_config.h"), "w") as f:
             f.write(f"#define OCIRUN_PYTHON {_c_string(python)}\n#define OCIRUN_CODE {_c_string(code)}\n")
         src = os.path.join(ROOT, "tools", "launcher.c")
         base = [cc, "-O2", "-Wall", "-Werror", "-I", tmpd, "-o", out, src]
+        attempts = []
+        if embed and os.path.isfile(embed["lib"]):
+            with open(os.path.join(tmpd, "launcher_frozen.h"), "w") as f:
+                f.write(_frozen_table(embed["frozen"]))
+            # -no-pie: the static library is not position independent; -export-dynamic: extension modules
+            # (_json, _cffi_backend, ours) find the C API in the executable.
+            attempts.append(("embedded interpreter", ["-DOCIRUN_EMBED", "-no-pie", "-I", embed["include"],
+                                                      embed["lib"], *embed["libs"], "-Wl,-export-dynamic"]))
         # Static: no dynamic loader work before the interpreter's own; dynamic when there is no libc.a.
-        for extra in (["-static"], []):
-            if subprocess.run(base + extra, capture_output=True).returncode == 0:
-                return True
-    return False
+        attempts += [("static launcher", ["-static"]), ("launcher", [])]
+        for kind, extra in attempts:
+            if subprocess.run(base + extra, capture_output=True).returncode == 0 and _works(out, kind):
+                return kind
+    return ""
+
+
+def _frozen_table(frozen: list[tuple[str, bool, str]]) -> str:
+    """launcher_frozen.h: each module's marshalled code as a C array, and the table PyImport_FrozenModules
+    takes (struct _frozen: name, code, size, is_package, get_code)."""
+    out, rows = [], []
+    for i, (name, is_pkg, code_hex) in enumerate(frozen):
+        data = bytes.fromhex(code_hex)
+        out.append(f"static const unsigned char frozen_{i}[] = {{{','.join(map(str, data))}}};")
+        rows.append(f"    {{{_c_string(name)}, frozen_{i}, (int)sizeof frozen_{i}, {int(is_pkg)}, NULL}},")
+    rows.append("    {NULL, NULL, 0, 0, NULL},")
+    return "\n".join(out) + "\nstatic const struct _frozen frozen_modules[] = {\n" + "\n".join(rows) + "\n};\n"
+
+
+def _works(launcher: str, kind: str) -> bool:
+    """An embedded interpreter must start and load an extension module (`list` imports _json)."""
+    import subprocess
+
+    if kind != "embedded interpreter":
+        return True
+    p = subprocess.run([launcher, "--root", "/nonexistent/ocirun-probe", "list", "--format", "json"],
+                       capture_output=True, timeout=60)
+    return p.returncode == 0 and p.stdout.strip() == b"null"
 
 
 if __name__ == "__main__":
