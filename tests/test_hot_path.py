@@ -22,8 +22,8 @@ def _imports(root: str, *args: str) -> set[str]:
     import _cffi_backend
     import install_launcher as il
 
-    bundle = il.write_bundle()
-    code = il.start_code([ROOT, os.path.dirname(_cffi_backend.__file__)], bundle)
+    archive = il.write_archive()
+    code = il.start_code([ROOT, os.path.dirname(_cffi_backend.__file__)], archive)
     code += "from ocirun.cli import main\nmain()"
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a created init keeps stderr open
         p = subprocess.run([sys.executable, "-ISXfrozen_modules=on", "-X", "importtime", "-c", code, "--root", root,

@@ -65,8 +65,8 @@ print(loader, pkgx.mod.answer(), pkgx.mod.__doc__, pkgx.mod.__file__ == {path!r}
 """
 
 
-def test_bundle_serves_the_package_and_never_stale_code(tmp_path) -> None:  # noqa: ANN001
-    """The launcher's bundle: modules come from it (docstrings stripped, __file__ and __path__ as from the
+def test_module_archive_serves_the_package_and_never_stale_code(tmp_path) -> None:  # noqa: ANN001
+    """The launcher's module archive: modules come from it (docstrings stripped, __file__ and __path__ as from the
     source), and a module edited after the install comes from its source instead."""
     import sys
 
@@ -79,10 +79,10 @@ def test_bundle_serves_the_package_and_never_stale_code(tmp_path) -> None:  # no
     import _json
     import shutil
 
-    ext = str(tmp_path / os.path.basename(_json.__file__))  # a copy: only the bundle's entry names this file
+    ext = str(tmp_path / os.path.basename(_json.__file__))  # a copy: only the archive's entry names this file
     shutil.copy(_json.__file__, ext)
-    bundle = il.write_bundle(str(tmp_path), "pkgx", ext={"_json": ext})
-    code = il.start_code([str(tmp_path)], bundle) + _PROBE.format(path=str(mod))
+    archive = il.write_archive(str(tmp_path), "pkgx", ext={"_json": ext})
+    code = il.start_code([str(tmp_path)], archive) + _PROBE.format(path=str(mod))
 
     def probe() -> list[str]:
         p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
@@ -96,7 +96,7 @@ def test_bundle_serves_the_package_and_never_stale_code(tmp_path) -> None:  # no
     assert out[:4] == ["SourceFileLoader", "43", "Doc.", "True"], out
     os.utime(ext, ns=(0, 0))  # an extension module changed since: found by the path search again
     assert probe()[4] == _json.__file__
-    os.unlink(bundle)  # an unreadable bundle: everything from source
+    os.unlink(archive)  # an unreadable archive: everything from source
     assert probe()[:2] == ["SourceFileLoader", "43"]
 
 
@@ -125,7 +125,7 @@ def test_start_code_turns_the_cycle_collector_off(tmp_path) -> None:  # noqa: AN
     import sys
 
     il = _tools()
-    code = il.start_code([str(tmp_path)], str(tmp_path / "no-bundle")) + "import gc; print(gc.isenabled())"
+    code = il.start_code([str(tmp_path)], str(tmp_path / "no-archive")) + "import gc; print(gc.isenabled())"
     p = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr
 

@@ -4,15 +4,17 @@
 so the launcher skips both and names the paths it needs. `-X frozen_modules=on` (one shebang argument:
 `-ISXfrozen_modules=on`) takes os, io, codecs... from the interpreter's frozen copies (~6 ms less on an
 interpreter where it defaults off, as this pyenv build). The package's bytecode is compiled here, because
-the launcher must never pay for compiling (and a read-only checkout could not cache it), into one bundle
-served by tools/launcher_boot.py: each of the ~20 modules a `run` imports costs one pread instead of a
+the launcher must never pay for compiling (and a read-only checkout could not cache it), into one module
+archive served by tools/launcher_boot.py: each of the ~20 modules a `run` imports costs one pread instead of a
 path search and a .pyc (~1 ms less in all), and the modules it does not import cost no memory. The
 interpreter is the fastest-starting build of this Python that can load the C helper (pick_python).
 
-The launcher itself is a small C program (tools/launcher.c) that execs the interpreter with that start code
-(`python -ISXfrozen_modules=on -c ...`): for create/run/exec it first forks a child that starts the first
-cgroup attach's RCU grace period, so the wait overlaps the interpreter's start-up. Without a C compiler the
-launcher is the equivalent `#!` script (the runtime then starts the grace period itself, in a thread).
+The launcher itself is a C program (tools/launcher.c): for create/run/exec it first forks a child that starts
+the first cgroup attach's RCU grace period, so the wait overlaps the interpreter's start-up; then it runs
+the start code in the interpreter, linked in when that interpreter has a static libpython (with the
+modules it imports while it starts frozen in), else exec'd (`python -ISXfrozen_modules=on -c ...`).
+Without a C compiler the launcher is the equivalent `#!` script (the runtime then starts the grace period
+itself, in a thread).
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ def main(dest: str) -> str:
     compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
     python, why, ext, embed = pick_python(paths)
     try:
-        bundle = write_bundle(ext=ext)
+        archive = write_archive(ext=ext)
     except OSError as e:  # a read-only checkout: the modules come from their sources (slower, same code)
-        print(f"no bundle: {e}", file=sys.stderr)
-        bundle = os.path.join(ROOT, "ocirun", "__pycache__", "no-bundle")
-    code = start_code(paths, bundle) + "from ocirun.cli import main\nmain("
+        print(f"no module archive: {e}", file=sys.stderr)
+        archive = os.path.join(ROOT, "ocirun", "__pycache__", "no-archive")
+    code = start_code(paths, archive) + "from ocirun.cli import main\nmain("
     tmp = dest + ".tmp"
     kind = _build_c_launcher(tmp, python, code, embed)
     if not kind:
@@ -56,11 +58,11 @@ def main(dest: str) -> str:
     return line
 
 
-def start_code(paths: list[str], bundle: str) -> str:
-    """The interpreter's -c code up to the import of the CLI: the paths, then the bundle's finder.
+def start_code(paths: list[str], archive: str) -> str:
+    """The interpreter's -c code up to the import of the CLI: the paths, then the module archive's finder.
 
     The paths are appended, not prepended: the standard library is found first (as in any Python), and a
-    stdlib import does not first search the checkout and site-packages. A bundle that can't be read (or was
+    stdlib import does not first search the checkout and site-packages. An archive that can't be read (or was
     written by another Python) is skipped: the modules then come from their sources.
 
     The cyclic garbage collector is off: a command lives milliseconds, reference counting frees what it
@@ -72,14 +74,14 @@ def start_code(paths: list[str], bundle: str) -> str:
         f"import sys\nsys.path += {paths!r}\n"
         f"if sys.implementation.cache_tag == {sys.implementation.cache_tag!r}:\n"
         " try:\n  import marshal, posix\n"
-        f"  fd = posix.open({bundle!r}, posix.O_RDONLY | posix.O_CLOEXEC)\n"
+        f"  fd = posix.open({archive!r}, posix.O_RDONLY | posix.O_CLOEXEC)\n"
         "  boot, table = marshal.loads(posix.read(fd, int.from_bytes(posix.read(fd, 8), 'little')))\n"
         "  exec(boot, {'TABLE': table, 'FD': fd, '__name__': 'ocirun_boot'})\n"
         " except (OSError, ValueError, EOFError, TypeError):\n  pass\n"
     )
 
 
-def write_bundle(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] | None = None) -> str:
+def write_archive(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] | None = None) -> str:
     """Compile `package` into one marshalled file (see tools/launcher_boot.py); returns its path.
 
     `ext` {module: file}: extension modules the launcher's interpreter loads from these files directly, without
@@ -90,9 +92,9 @@ def write_bundle(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] 
     boot_path = os.path.join(ROOT, "tools", "launcher_boot.py")
     with open(boot_path, "rb") as f:
         boot = compile(f.read(), boot_path, "exec", optimize=2, dont_inherit=True)
-    out = os.path.join(root, package, "__pycache__", f"bundle.{sys.implementation.cache_tag}.marshal")
+    out = os.path.join(root, package, "__pycache__", f"modules.{sys.implementation.cache_tag}.marshal")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    table, blobs = bundle_table(root, package)
+    table, blobs = archive_table(root, package)
     for name, path in (ext or {}).items():
         st = os.stat(path)
         table[name] = (False, path, st.st_mtime_ns, st.st_size, -1, 0)
@@ -112,12 +114,12 @@ def write_bundle(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] 
     return out
 
 
-def bundle_table(root: str, package: str) -> tuple[dict, list[bytes]]:
+def archive_table(root: str, package: str) -> tuple[dict, list[bytes]]:
     """({module: (is_package, source path, mtime_ns, size, offset, length)}, the marshalled codes) for every
     module of `package`; offsets count from the first code.
 
     Docstrings and asserts are stripped (optimize=2: nothing in the package reads __doc__ or relies on
-    assert), which makes the bundle ~25% smaller than the .pyc files it replaces.
+    assert), which makes the archive ~25% smaller than the .pyc files it replaces.
     """
     import marshal
 
@@ -167,7 +169,7 @@ print(repr({{"tag": sys.implementation.cache_tag, "static": not shared,
 # What the interpreter imports from the standard library while it starts (the codec of its UTF-8 streams):
 # frozen into an embedded interpreter (launcher.c).
 FROZEN_STDLIB = ("encodings", "encodings.aliases", "encodings.utf_8")
-# Extension modules of the create/run/exec path, served from their files by the bundle (write_bundle).
+# Extension modules of the create/run/exec path, served from their files by the module archive (write_archive).
 EXT_MODULES = ("_cffi_backend", "ocirun._native", "_json")
 
 

@@ -1,10 +1,10 @@
-"""Serve the ocirun package from the install-time bundle: one file instead of a path search and a .pyc per
+"""Serve the ocirun package from the module archive written at install: one file instead of a path search and a .pyc per
 module.
 
 tools/install_launcher.py compiles this file and every module of the package (docstrings stripped) into one
 file: an 8-byte header length, then marshal((this code, TABLE)), then each module's marshalled code. The
 launcher's start code reads the header and execs this with TABLE = {module: (is_package, source path,
-source mtime_ns, source size, offset, length)} and FD, the bundle open read-only: a module's code is read
+source mtime_ns, source size, offset, length)} and FD, the archive open read-only: a module's code is read
 with one pread when it is imported, so modules a command does not import cost neither time nor memory.
 Entries with offset -1 are extension modules, loaded from the file they name.
 A module whose source changed since the install (or is gone) is left to the normal path finder, so an
