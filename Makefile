@@ -44,6 +44,6 @@ test: install lint
 	$(MAKE) --no-print-directory test-cgroup2
 
 clean:
-	rm -rf ocirun/_native*.so ocirun/_native.c csrc/*.o build $(BUNDLE)
+	rm -rf ocirun/_native*.so ocirun/_native.c csrc/*.o build $(BUNDLE) ocirun/__pycache__ ocirun/cgroups/__pycache__
 
 -include mk/*.mk

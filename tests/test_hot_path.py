@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 import pytest
-from ocitest import ROOT
+from ocitest import ROOT, ocirun_cmd
 
 # os: 1.2-2 ms (it builds _collections_abc's ABCs; ocirun.fspath + posix instead); json/re/enum/typing...
 # several ms each; tracer, seccomp compilation and jsonschema only when asked for.
@@ -22,8 +22,8 @@ def _imports(root: str, *args: str) -> set[str]:
     import _cffi_backend
     import install_launcher as il
 
-    archive = il.write_archive()
-    code = il.start_code([ROOT, os.path.dirname(_cffi_backend.__file__)], archive)
+    ocirun_cmd()  # installs this checkout's launcher, which writes the archive (its extension module paths too)
+    code = il.start_code([ROOT, os.path.dirname(_cffi_backend.__file__)], il.archive_path())
     code += "from ocirun.cli import main\nmain()"
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a created init keeps stderr open
         p = subprocess.run([sys.executable, "-ISXfrozen_modules=on", "-X", "importtime", "-c", code, "--root", root,

@@ -92,7 +92,7 @@ def write_archive(root: str = ROOT, package: str = "ocirun", ext: dict[str, str]
     boot_path = os.path.join(ROOT, "tools", "launcher_boot.py")
     with open(boot_path, "rb") as f:
         boot = compile(f.read(), boot_path, "exec", optimize=2, dont_inherit=True)
-    out = os.path.join(root, package, "__pycache__", f"modules.{sys.implementation.cache_tag}.marshal")
+    out = archive_path(root, package)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     table, blobs = archive_table(root, package)
     for name, path in (ext or {}).items():
@@ -112,6 +112,10 @@ def write_archive(root: str = ROOT, package: str = "ocirun", ext: dict[str, str]
         f.write(len(new).to_bytes(8, "little") + new + b"".join(blobs))
     os.rename(tmp, out)
     return out
+
+
+def archive_path(root: str = ROOT, package: str = "ocirun") -> str:
+    return os.path.join(root, package, "__pycache__", f"modules.{sys.implementation.cache_tag}.marshal")
 
 
 def archive_table(root: str, package: str) -> tuple[dict, list[bytes]]:
