@@ -211,7 +211,7 @@ static const char *command(int argc, char **argv) {
 /* The interpreter linked in from libpython's static library, configured as `python -I -S -X
  * frozen_modules=on` would be, with the `encodings` package the interpreter imports while it starts frozen
  * in as well (found without listing /usr/lib/python3.11 and encodings/, unmarshalled from memory). With
- * one execve less than exec'ing python, that is ~2 ms (a fifth) less per command on the dev VM. No
+ * one execve less than exec'ing python, that is 1-2.5 ms less per command on the dev VM. No
  * setlocale (configure_locale = 0: no locale archive mapped) and UTF-8 mode (PEP 540), as the interpreter
  * itself picks in the C locale; libc's error strings stay the English ones runc prints. sys.argv is our own
  * argv: the CLI reads sys.argv[1:] either way. */
