@@ -157,6 +157,13 @@ static int open_cwd(struct child_ctx *c, const char *cwd) {
   return fd;
 }
 
+/* The set*id calls as raw syscalls: once a process has had a second thread (the runtime can: see
+ * ocirun.cgroups.prewarm_attach), glibc's wrappers broadcast the change to every thread under a lock that
+ * a raw clone() may have copied while held, and the child would wait on it forever. This child has one
+ * thread: the kernel's per-thread call is the whole job. */
+static int set_gid(gid_t g) { return (int)syscall(SYS_setresgid, g, g, g); }
+static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
+
 static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uint32_t n) {
   switch (op) {
   case OP_SETNS:
@@ -205,7 +212,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     break;
   case OP_SYNC: sync_parent(c, (int)a[0].i); break;
   case OP_SETRESID0:
-    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) die(c, errno, "become root in the user namespace");
+    if (set_gid(0) < 0 || set_uid(0) < 0) die(c, errno, "become root in the user namespace");
     break;
   case OP_SETSID:
     if (setsid() < 0 && errno != EPERM) die(c, errno, "setsid");
@@ -254,15 +261,16 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
   case OP_SETGROUPS: {
     gid_t gids[OCIRUN_MAX_ARGS];
     uint32_t k = (uint32_t)a[0].i;
-    for (uint32_t i = 0; i < k && i + 1 < n; i++) gids[i] = (gid_t)a[i + 1].i;
-    if (setgroups(k, gids) < 0) die(c, errno, "setgroups");
+    if (k + 1 != n) die(c, EINVAL, "setgroups: %u groups announced, %u given", k, n - 1);
+    for (uint32_t i = 0; i < k; i++) gids[i] = (gid_t)a[i + 1].i;
+    if (syscall(SYS_setgroups, (size_t)k, gids) < 0) die(c, errno, "setgroups");
     break;
   }
   case OP_SETGID:
-    if (setresgid((gid_t)a[0].i, (gid_t)a[0].i, (gid_t)a[0].i) < 0) die(c, errno, "setgid(%lld)", (long long)a[0].i);
+    if (set_gid((gid_t)a[0].i) < 0) die(c, errno, "setgid(%lld)", (long long)a[0].i);
     break;
   case OP_SETUID:
-    if (setresuid((uid_t)a[0].i, (uid_t)a[0].i, (uid_t)a[0].i) < 0) die(c, errno, "setuid(%lld)", (long long)a[0].i);
+    if (set_uid((uid_t)a[0].i) < 0) die(c, errno, "setuid(%lld)", (long long)a[0].i);
     break;
   case OP_CAPS: do_caps(c, (uint64_t)a[0].i, (uint64_t)a[1].i, (uint64_t)a[2].i, (uint64_t)a[3].i); break;
   case OP_UMASK: umask((mode_t)a[0].i); break;
