@@ -57,7 +57,7 @@ COMMANDS: dict[str, tuple[dict, int, int, str]] = {
               "cap": ("cap", "*"), "c": ("cap", "*"), "no-new-privs": ("no_new_privs", False),
               "preserve-fds": ("preserve_fds", True), "process-label": ("process_label", True),
               "apparmor": ("apparmor", True), "ignore-paused": ("ignore_paused", False),
-              "cgroup": ("cgroup", True), "pidfd-socket": ("pidfd_socket", True)}, 1, -1,
+              "cgroup": ("cgroup", "*"), "pidfd-socket": ("pidfd_socket", True)}, 1, -1,
              "exec [options] <id> [command args...]"),
     "spec": ({"bundle": ("bundle", True), "b": ("bundle", True), "rootless": ("rootless", False)}, 0, 0,
              "spec [--bundle dir] [--rootless]"),

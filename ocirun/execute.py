@@ -106,14 +106,16 @@ def _exec(root: str, a: Args, out: Output) -> int:
             relay.close_child_end()
         _drive(child, data, sec_obj, sub_cgroups, mgr)
         mgr.close()
+        # Before the child is let go: as runc, a pidfd or pid file that can't be handed over fails exec and
+        # kills what it started (the except below).
+        if a.pidfd_socket:
+            _send_pidfd(a.pidfd_socket, child.pid)
+        if a.pid_file:
+            state.write_pid_file(a.pid_file, child.pid)
         child.close()
         if tr:
             tr.point("exec'd", f"pid {child.pid}: sync socket closed by execve")
             tr.flush()
-        if a.pidfd_socket:
-            _send_pidfd(a.pidfd_socket, child.pid)
-        if a.pid_file:
-            state.write_atomic(fspath.abspath(a.pid_file), str(child.pid).encode())
         if detach:
             return 0
         executor.forward_signals(child.pid)

@@ -276,3 +276,40 @@ def test_user_namespace_container(rt, bundle, tmp_path):
         assert p.out == "0\n"
     finally:
         rt("delete", "-f", b.id)
+
+
+def test_cgroup_flag_places_the_process_in_a_sub_cgroup(rt, ctr, tmp_path):
+    """--cgroup PATH (every hierarchy) and --cgroup CONTROLLER:PATH, repeatable, as runc's exec."""
+    paths = rt.internal(ctr.id)["cgroup"]["paths"]
+    for d in set(paths.values()):
+        os.mkdir(os.path.join(d, "sub"))
+        for knob in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset child starts empty
+            if os.path.exists(os.path.join(d, knob)):
+                with open(os.path.join(d, knob)) as src, open(os.path.join(d, "sub", knob), "w") as dst:
+                    dst.write(src.read())
+    def exec_in(*flags: str) -> int:
+        pid_file = tmp_path / f"exec-{time.monotonic_ns()}.pid"
+        rt("exec", "-d", "--pid-file", str(pid_file), *flags, ctr.id, "sleep", "1000", check=True)
+        return int(pid_file.read_text())
+
+    pid = exec_in("--cgroup", "sub")
+    try:
+        assert all(ln.endswith(ctr.cgroup + "/sub") for ln in cgroup_lines(pid) if ctr.cgroup in ln)
+    finally:
+        kill(pid)
+    pid = exec_in("--cgroup", "pids:sub", "--cgroup", "memory:sub")
+    try:
+        lines = {ln.split(":")[1]: ln.split(":", 2)[2] for ln in cgroup_lines(pid)}
+        assert lines["pids"].endswith(ctr.cgroup + "/sub") and lines["memory"].endswith(ctr.cgroup + "/sub")
+        assert lines["freezer"].endswith(ctr.cgroup)
+    finally:
+        kill(pid)
+
+
+def test_pid_file_that_cannot_be_written_fails_exec_and_kills_the_process(rt, ctr, tmp_path):
+    before = set(rt("ps", "--format", "json", ctr.id, check=True).out.split())
+    p = rt("exec", "-d", "--pid-file", str(tmp_path / "missing" / "pid"), ctr.id, "sleep", "1000")
+    assert p.returncode == 255 and p.err.startswith("ocirun: --pid-file ") and "no such file" in p.err, p.err
+    assert "Traceback" not in p.err and "internal error" not in p.err
+    time.sleep(0.2)
+    assert set(rt("ps", "--format", "json", ctr.id, check=True).out.split()) == before
