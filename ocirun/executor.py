@@ -54,11 +54,11 @@ class Child:
 
     def kill(self) -> None:
         """Kill and reap a child that will not become a container (failed create)."""
-        try:
-            posix.kill(self.pid, 9)
-        except ProcessLookupError:
-            pass
-        if not self.reaped:
+        if not self.reaped:  # (a reaped pid may already be someone else's)
+            try:
+                posix.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
             try:
                 posix.waitpid(self.pid, 0)
             except ChildProcessError:
