@@ -213,7 +213,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         t = tr and tr.now()
         state.save(d, data)
         if o.pid_file:
-            state.write_atomic(fspath.abspath(o.pid_file), str(child.pid).encode())
+            state.write_pid_file(o.pid_file, child.pid)
         child.close()
         if tr:
             tr.step("state.save", t, f"{d}/state.json: created, pid {child.pid}")
@@ -228,8 +228,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             mgr.close()
             try:
                 mgr.destroy()
-            except OSError:
-                pass
+            except (OSError, OciError):
+                pass  # the error that failed create is the one to report
         state.remove_dir(d)
         raise
     finally:

@@ -34,6 +34,8 @@ def _run_hook(h: Hook, state: bytes, label: str) -> None:
             pid = posix.posix_spawn(h.path, h.args, env, file_actions=fa, setsigdef=_SIGDEF)
         except OSError as e:
             raise OciError(label, f"{h.path}: {e.strerror.lower()}") from None
+        except ValueError as e:  # empty args, a NUL byte, an env entry "=x": posix_spawn refuses them
+            raise OciError(label, f"{h.path}: {e}") from None
         posix.close(r)
         r = -1
         try:
@@ -46,7 +48,8 @@ def _run_hook(h: Hook, state: bytes, label: str) -> None:
         try:
             p = select.poll()
             p.register(pfd, select.POLLIN)
-            if not p.poll(h.timeout * 1000 if h.timeout else None):
+            # (poll takes an int of milliseconds: a longer timeout is as good as none)
+            if not p.poll(min(h.timeout * 1000, 2**31 - 1) if h.timeout else None):
                 posix.kill(pid, 9)
                 posix.waitpid(pid, 0)
                 raise OciError(label, f"{h.path}: timed out after {h.timeout}s")

@@ -41,6 +41,8 @@ def loads(text: str, what: str = "JSON") -> object:
         raise OciError(what, f"invalid JSON at offset {e.value}") from None
     except ValueError as e:  # JSONDecodeError
         raise OciError(what, f"invalid JSON: {e}") from None
+    except RecursionError:
+        raise OciError(what, "invalid JSON: nested too deeply") from None
     while end < n and text[end] in _WS:
         end += 1
     if end != n:

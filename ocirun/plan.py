@@ -190,10 +190,11 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
     if is_bind:
         src = m.source if m.source.startswith("/") else fspath.join(bundle, m.source)
         try:
-            kind = 1 if fspath.isdir(src) else 2
-            posix.stat(src)
+            kind = 1 if posix.stat(src).st_mode & 0o170000 == 0o040000 else 2
         except OSError as e:
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
+        except ValueError:
+            raise bad(f"{label}.source", f"{src!r}: contains a NUL byte") from None
         plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
     else:
         # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc

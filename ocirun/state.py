@@ -31,11 +31,16 @@ def container_dir(root: str, cid: str) -> str:
 def make_dir(root: str, cid: str) -> str:
     """Claim the id: mkdir is atomic, so two creates of one id can't both win."""
     d = container_dir(root, cid)
-    fspath.makedirs(root, 0o711)
+    try:
+        fspath.makedirs(root, 0o711)
+    except OSError as e:
+        raise OciError(f"state directory {root}", (e.strerror or str(e)).lower()) from None
     try:
         posix.mkdir(d, 0o711)
     except FileExistsError:
         raise OciError(f'container "{cid}"', "already exists") from None
+    except OSError as e:
+        raise OciError(f"state directory {d}", (e.strerror or str(e)).lower()) from None
     return d
 
 
@@ -88,6 +93,14 @@ def write_atomic(path: str, content: bytes, mode: int = 0o644) -> None:
     finally:
         posix.close(fd)
     posix.rename(tmp, path)
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """--pid-file: the pid, written atomically (a reader never sees a partial number)."""
+    try:
+        write_atomic(fspath.abspath(path), str(pid).encode())
+    except OSError as e:
+        raise OciError(f"--pid-file {path}", (e.strerror or str(e)).lower()) from None
 
 
 def remove_dir(d: str) -> None:

@@ -198,3 +198,83 @@ def test_id_mappings_refused_by_the_kernel(rt, bundle):
                                       {"containerID": 5, "hostID": 200000, "size": 10}]  # overlapping ids
     b.spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]
     fails(rt, b, msg="linux.uidMappings: writing uid_map: Invalid argument")
+
+
+# --- failure paths that used to end as "internal error" or leave the state directory ---------------------
+
+
+def test_pid_file_in_a_missing_directory(rt, bundle):
+    b = bundle()
+    fails(rt, b, "--pid-file", os.path.join(b.path, "missing", "pid"), msg="ocirun: --pid-file ")
+
+
+def test_state_root_that_is_a_file(bundle, tmp_path):
+    from ocitest import Runtime
+
+    root = tmp_path / "not-a-dir"
+    root.write_text("")
+    b = bundle()
+    p = Runtime(str(root))("create", "-b", b.path, b.id)
+    assert p.returncode == 1 and p.err.strip() == f"ocirun: state directory {root}: file exists", p.err
+    assert "internal error" not in p.err and processes_in(b.path) == []
+
+
+def test_throttle_entry_that_is_not_an_object(rt, bundle):
+    b = bundle()
+    b.spec["linux"]["resources"]["blockIO"] = {"throttleReadBpsDevice": [5]}
+    fails(rt, b, msg="linux.resources.blockIO.throttleReadBpsDevice[0]: must be an object")
+
+
+def test_hook_posix_spawn_refuses(rt, bundle):
+    b = bundle()
+    b.spec["hooks"] = {"prestart": [{"path": "/bin/true", "args": []}]}
+    line = fails(rt, b, msg="hooks.prestart[0]: /bin/true: ")
+    assert "internal error" not in line
+
+
+def test_config_nested_too_deeply(rt, bundle):
+    b = bundle()
+    b.write()
+    with open(os.path.join(b.path, "config.json"), "w") as f:
+        f.write("[" * 100000 + "]" * 100000)
+    p = rt("create", "-b", b.path, b.id)
+    assert p.returncode == 1 and p.err.strip() == "ocirun: config.json: invalid JSON: nested too deeply", p.err
+    assert not os.path.exists(os.path.join(rt.root, b.id))
+
+
+def test_bind_source_with_a_nul_byte(rt, bundle):
+    b = bundle()
+    b.spec["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp\u0000x", "options": ["bind"]})
+    fails(rt, b, msg="contains a NUL byte")
+
+
+def test_cgroup_removal_failing_in_cleanup_still_removes_the_state_dir(rt, bundle, monkeypatch):
+    """create's cleanup reports the error that failed it, not a cgroup removal error, and removes its
+    state directory whatever the removal says (run in process, to make the removal fail)."""
+    from ocirun import create as create_mod
+    from ocirun.cgroups.v1 import V1Manager
+    from ocirun.cgroups.v2 import V2Manager
+    from ocirun.errors import OciError
+
+    for cls in (V1Manager, V2Manager):
+        real = cls.destroy
+
+        def failing(self, real=real) -> None:  # noqa: ANN001
+            real(self)  # (the fixtures check that no cgroup is left)
+            raise OciError("cgroup", "pretend it is still busy")
+
+        monkeypatch.setattr(cls, "destroy", failing)
+    b = bundle(["/no/such/program"])
+    with pytest.raises(OciError) as e:
+        create_mod.create(create_mod.CreateOpts(rt.root, b.id, b.path))
+    assert "/no/such/program" in str(e.value) and "busy" not in str(e.value)
+    assert not os.path.exists(os.path.join(rt.root, b.id)) and processes_in(b.path) == []
+
+
+def test_hook_timeout_longer_than_poll_can_wait(rt, bundle):
+    """A timeout beyond poll()'s int milliseconds is as good as none (it used to raise OverflowError)."""
+    b = bundle()
+    b.spec["hooks"] = {"prestart": [{"path": "/bin/true", "timeout": 10**10}]}
+    b.write()
+    rt("create", "-b", b.path, b.id, check=True)
+    rt("delete", "--force", b.id, check=True)

@@ -64,6 +64,16 @@ def dev_key(entry: dict, where: str) -> str:
     return f"{maj}:{mnr}"
 
 
+def throttle_entry(entry: dict, where: str) -> tuple[str, int]:
+    """("major:minor", rate) of a blockIO throttle entry, checked (the device first: it says "must be an
+    object" before a rate is looked up)."""
+    key = dev_key(entry, where)
+    rate = get_int(entry, "rate", where, lo=0)
+    if rate is None:
+        raise OciError(f"{where}.rate", "is required")
+    return key, rate
+
+
 class Dirs:
     """controller -> open CgroupDir, opened on first use and closed together."""
 

@@ -18,6 +18,7 @@ from ocirun.cgroups.resources import (
     get_list,
     get_section,
     hugetlb_entries,
+    throttle_entry,
 )
 from ocirun.errors import OciError
 
@@ -247,10 +248,8 @@ def _blkio(dirs: Dirs, b: dict) -> None:
     for key_name, fname, entries in throttles:
         for i, e in enumerate(entries or []):
             w = f"{where}.{key_name}[{i}]"
-            rate = get_int(e, "rate", w, lo=0)
-            if rate is None:
-                raise OciError(f"{w}.rate", "is required")
-            d.write(w, fname, f"{dev_key(e, w)} {rate}")
+            key, rate = throttle_entry(e, w)
+            d.write(w, fname, f"{key} {rate}")
 
 
 # --- hugetlb / network / rdma -----------------------------------------------------------------

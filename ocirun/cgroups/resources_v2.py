@@ -11,7 +11,16 @@ import posix
 from ocirun.cgroups import convert
 from ocirun.cgroups import devices as devmod
 from ocirun.cgroups.fsutil import CgroupDir
-from ocirun.cgroups.resources import R, dev_key, get_bool, get_int, get_list, get_section, hugetlb_entries
+from ocirun.cgroups.resources import (
+    R,
+    dev_key,
+    get_bool,
+    get_int,
+    get_list,
+    get_section,
+    hugetlb_entries,
+    throttle_entry,
+)
 from ocirun.errors import OciError
 
 
@@ -158,10 +167,8 @@ def _io(d: CgroupDir, b: dict) -> None:
     ):
         for i, e in enumerate(get_list(b, key_name, where) or []):
             w = f"{where}.{key_name}[{i}]"
-            rate = get_int(e, "rate", w, lo=0)
-            if rate is None:
-                raise OciError(f"{w}.rate", "is required")
-            _write(d, w, "io.max", f"{dev_key(e, w)} {knob}={rate if rate > 0 else 'max'}")
+            key, rate = throttle_entry(e, w)
+            _write(d, w, "io.max", f"{key} {knob}={rate if rate > 0 else 'max'}")
 
 
 def _hugetlb(d: CgroupDir, limits: list) -> None:
