@@ -249,7 +249,8 @@ def _run(argv: list[str]) -> int:
         if cmd in ("create", "run", "exec") and not a.dry_run:
             from ocirun import cgroups
 
-            cgroups.prewarm_attach()  # first thing: the longer it runs beside our work, the less we wait
+            # First thing (and only here): the longer it runs beside our work, the less we wait.
+            cgroups.prewarm_attach()
         from ocirun import commands
 
         return getattr(commands, "cmd_" + cmd)(g, a, out)

@@ -12,7 +12,7 @@ def _root(g: Args) -> str:
     return fspath.abspath(g.root or state.DEFAULT_ROOT)
 
 
-def _int_flag(v: str | None, name: str) -> int:
+def int_flag(v: str | None, name: str) -> int:
     if v is None:
         return 0
     try:
@@ -44,7 +44,7 @@ def _create_opts(g: Args, a: Args):  # noqa: ANN202
     return CreateOpts(
         _root(g), a.pos[0], bundle=a.bundle or ".", pid_file=a.pid_file, console_socket=a.console_socket,
         no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring,
-        preserve_fds=_int_flag(a.preserve_fds, "preserve-fds"), systemd_cgroup=g.systemd_cgroup,
+        preserve_fds=int_flag(a.preserve_fds, "preserve-fds"), systemd_cgroup=g.systemd_cgroup,
         dry_run=a.dry_run,
     )
 

@@ -87,7 +87,7 @@ class Hook:
 
 
 class Mount:
-    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
+    __slots__ = ("destination", "type", "source", "options")
 
     def __init__(self, d: dict, path: str) -> None:
         self.destination = _str(d.get("destination"), f"{path}.destination")
@@ -96,8 +96,6 @@ class Mount:
         self.type = _str(d.get("type", ""), f"{path}.type")
         self.source = _str(d.get("source", ""), f"{path}.source")
         self.options = _strs(d.get("options", []), f"{path}.options")
-        self.uid_mappings = d.get("uidMappings")
-        self.gid_mappings = d.get("gidMappings")
 
 
 class User:
@@ -220,7 +218,7 @@ class IdMap:
         self.size = _int(d.get("size"), f"{path}.size", 1, 0xFFFFFFFF)
 
 
-_DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}  # S_IFCHR, S_IFBLK, S_IFIFO
+DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}  # S_IFCHR, S_IFBLK, S_IFIFO
 
 
 class Device:
@@ -238,7 +236,7 @@ class Device:
         self.minor = _int(d.get("minor"), f"{path}.minor", 0) if "minor" in d or need else 0
         mode = _int(d.get("fileMode", 0o666), f"{path}.fileMode", 0, 0o177777)
         # podman passes the host device's st_mode, file type included (S_IFCHR|0666); runc ORs the type in anyway.
-        if mode & ~0o7777 and mode & ~0o7777 != _DEVICE_IFMT[self.type]:
+        if mode & ~0o7777 and mode & ~0o7777 != DEVICE_IFMT[self.type]:
             raise bad(f"{path}.fileMode", f"file type bits {oct(mode & ~0o7777)} do not match type \"{self.type}\"")
         self.file_mode = mode & 0o7777
         self.uid = _int(d.get("uid", 0), f"{path}.uid", 0, 0xFFFFFFFF)
@@ -249,7 +247,7 @@ class Linux:
     __slots__ = (
         "namespaces", "uid_mappings", "gid_mappings", "devices", "cgroups_path", "resources",
         "rootfs_propagation", "seccomp", "sysctl", "masked_paths", "readonly_paths", "mount_label",
-        "personality", "time_offsets", "intel_rdt",
+        "personality", "time_offsets",
     )
 
     def __init__(self, d: dict) -> None:
@@ -321,17 +319,15 @@ class Linux:
                                     _int(v.get("nanosecs", 0), f"{p}.timeOffsets.{k}.nanosecs", 0, 999999999))
         if self.time_offsets and not any(n.type == "time" and not n.path for n in self.namespaces):
             raise bad(f"{p}.timeOffsets", "needs a new time namespace")
-        self.intel_rdt = d.get("intelRdt")
 
 
 class Config:
     __slots__ = (
-        "raw", "oci_version", "root_path", "root_readonly", "mounts", "process", "hostname",
+        "oci_version", "root_path", "root_readonly", "mounts", "process", "hostname",
         "domainname", "hooks", "annotations", "linux", "bundle",
     )
 
     def __init__(self, d: dict, bundle: str) -> None:
-        self.raw = d
         self.bundle = bundle
         self.oci_version = _str(d.get("ociVersion"), "ociVersion")
         if not self.oci_version.startswith("1."):

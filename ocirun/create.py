@@ -133,8 +133,6 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
     state.check_id(o.cid)
     from ocirun import cgroups
 
-    if not o.dry_run:
-        cgroups.prewarm_attach()  # overlaps the first attach's RCU grace period with what follows
     tr = ocirun.TRACER
     if cfg is None:
         t = tr and tr.now()

@@ -43,7 +43,6 @@ def _exec(root: str, a: Args, out: Output) -> int:
     cid = a.pos[0]
     from ocirun import cgroups
 
-    cgroups.prewarm_attach()  # exec attaches its process to the container's cgroups: see there
     tr = ocirun.TRACER
     t = tr and tr.now()
     data = state.load(root, cid)
@@ -235,14 +234,9 @@ def _id(s: str, flag: str, kind: str) -> int:
 
 
 def _preserve_fds(v: str | None) -> int:
-    if not v:
-        return 0
-    try:
-        n = int(v)
-    except ValueError:
-        raise OciError("--preserve-fds", f'invalid number "{v}"') from None
-    if n < 0:
-        raise OciError("--preserve-fds", "must not be negative")
+    from ocirun.commands import int_flag
+
+    n = int_flag(v or None, "preserve-fds")
     for i in range(n):
         try:
             posix.fstat(3 + i)

@@ -39,10 +39,6 @@ def basename(p: str) -> str:
     return p[p.rfind("/") + 1:]
 
 
-def isabs(p: str) -> bool:
-    return p.startswith("/")
-
-
 def normpath(path: str) -> str:
     """Lexical: "a//b/./c/.." -> "a/b"; ".." never climbs above "/"; POSIX keeps a leading "//"."""
     if not path:

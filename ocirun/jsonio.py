@@ -53,9 +53,6 @@ def loads(text: str, what: str = "JSON") -> object:
 _encode = _json.make_encoder(
     None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True
 )
-_encode_spaced = _json.make_encoder(
-    None, None, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
-)
 
 
 def dumps(obj: object) -> str:

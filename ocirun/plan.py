@@ -7,7 +7,7 @@ str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints
 import posix
 
 from ocirun import fspath
-from ocirun.config import NAMESPACES, Config, Mount, Process, bad
+from ocirun.config import DEVICE_IFMT, NAMESPACES, Config, Mount, Process, bad
 from ocirun.errors import OciError
 
 # Keep in sync with enum ocirun_op in csrc/plan.h.
@@ -64,7 +64,6 @@ ROOTFS_PROPAGATION = {
     "unbindable": MS_UNBINDABLE | MS_REC,
 }
 
-S_IFCHR, S_IFBLK, S_IFIFO = 0o020000, 0o060000, 0o010000
 DEFAULT_DEVICES = (  # path, major, minor (all "c", 0666), as runc creates them
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
     ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
@@ -83,10 +82,8 @@ DEV_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
     ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"),
 )
-CLONE_NEWCGROUP = NAMESPACES["cgroup"]
 CLONE_NEWPID = NAMESPACES["pid"]
 CLONE_NEWUSER = NAMESPACES["user"]
-SECCOMP_FLAGS_NOTIFY = 1
 
 
 class Step:
@@ -276,7 +273,7 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
     if listen_fd is not None:
         plan.add("WAIT_START", "", listen_fd)
     for i, h in enumerate(start_hooks or ()):
-        plan.add("HOOK", f"hooks.startContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+        _hook_step(plan, h, f"hooks.startContainer[{i}]")
     if seccomp and p.no_new_privileges and not seccomp[2]:
         # As late as possible, so the runtime's own syscalls are not filtered.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
@@ -359,8 +356,7 @@ def compile_create(
         if bind_devices:
             plan.add("BIND_DEV", label, path, path)
         else:
-            ifmt = S_IFBLK if typ == "b" else S_IFIFO if typ == "p" else S_IFCHR
-            plan.add("MKNOD", label, path, ifmt | mode, ma, mi, uid, gid)
+            plan.add("MKNOD", label, path, DEVICE_IFMT[typ] | mode, ma, mi, uid, gid)
     for target, link in DEV_SYMLINKS:
         plan.add("SYMLINK", "", target, link)
     _hook_sync(plan, cfg)
@@ -388,7 +384,12 @@ def _hook_sync(plan: Plan, cfg: Config) -> None:
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         plan.add("SYNC", "hooks", SYNC_HOOKS)
     for i, h in enumerate(cfg.hooks.get("createContainer", ())):
-        plan.add("HOOK", f"hooks.createContainer[{i}]", h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+        _hook_step(plan, h, f"hooks.createContainer[{i}]")
+
+
+def _hook_step(plan: Plan, h, label: str) -> None:  # noqa: ANN001
+    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env."""
+    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
 
 
 def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,

@@ -7,7 +7,7 @@ from ocirun import fspath, lifecycle
 from ocirun.cli import Output
 from ocirun.create import CreateOpts, create
 from ocirun.errors import OciError
-from ocirun.executor import FORWARDED, forward_signals, wait_status  # noqa: F401  (exec shares them)
+from ocirun.executor import forward_signals, wait_status
 
 
 def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
@@ -15,10 +15,6 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
 
     cfg_terminal = False
     cfg = None
-    if not o.dry_run:
-        from ocirun import cgroups
-
-        cgroups.prewarm_attach()  # as early as possible: see there
     if not o.console_socket and not o.dry_run:
         tr = ocirun.TRACER
         t = tr and tr.now()

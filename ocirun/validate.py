@@ -18,11 +18,12 @@ from typing import Any
 
 import jsonschema
 
+from ocirun.config import HOOK_KINDS
+
 Path = tuple[str | int, ...]
 Issue = tuple[Path, str]
 
 PREFIX = "config.json"
-_HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 # semver.org's recommended SemVer 2.0.0 pattern.
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -196,7 +197,7 @@ def _check_mounts(config: dict[str, Any]) -> Iterator[Issue]:
 
 def _check_hooks(config: dict[str, Any]) -> Iterator[Issue]:
     hooks = _dict(config.get("hooks"))
-    for kind in _HOOK_KINDS:
+    for kind in HOOK_KINDS:
         for i, hook in enumerate(_list(hooks.get(kind))):
             yield from _absolute(("hooks", kind, i, "path"), _dict(hook).get("path"))
 
