@@ -23,6 +23,7 @@ class V2Manager(Manager):
             raise OciError(path, f"is not below the cgroup2 mount {root}")
         self.dir = path
         self.root = root
+        self._fd = -1  # the directory, from create() or open_dirs() until close()
 
     @classmethod
     def from_state(cls, data: dict) -> "V2Manager":
@@ -50,9 +51,24 @@ class V2Manager(Manager):
     def create(self) -> None:
         """mkdir each level, enabling every available controller in the ancestors' subtree_control."""
         try:
-            fsutil.mkdir_p(self.root, fsutil.split_inner(self.dir[len(self.root):]), before_level=_enable_controllers)
+            _made, fd = fsutil.mkdir_open(self.root, fsutil.split_inner(self.dir[len(self.root):]),
+                                          before_level=_enable_controllers)
         except OSError as e:
             raise OciError(self.dir, f"creating cgroup: {posix.strerror(e.errno or errno.EIO)}") from e
+        self.close()
+        self._fd = fd
+
+    def open_dirs(self) -> None:
+        if self._fd < 0:
+            try:
+                self._fd = fsutil.open_dir(self.dir)
+            except (OSError, OciError):
+                pass  # add_pid opens it again and says what is wrong
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            posix.close(self._fd)
+            self._fd = -1
 
     def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
         from ocirun.cgroups import resources_v2
@@ -61,14 +77,17 @@ class V2Manager(Manager):
 
     def add_pid(self, pid: int) -> None:
         try:
-            with fsutil.CgroupDir(self.dir) as d:
-                fsutil.write_at(d.fd, "cgroup.procs", str(pid))
+            if self._fd >= 0:
+                fsutil.write_at(self._fd, "cgroup.procs", str(pid))
+            else:
+                with fsutil.CgroupDir(self.dir) as d:
+                    fsutil.write_at(d.fd, "cgroup.procs", str(pid))
         except OSError as e:
             raise OciError("cgroup", f"adding pid {pid} to {self.dir}/cgroup.procs: {e.strerror}") from e
 
     def clone_into_fd(self) -> int | None:
         """The caller owns (and closes) the fd; pass it as clone_args.cgroup with CLONE_INTO_CGROUP."""
-        return fsutil.open_dir(self.dir)
+        return posix.dup(self._fd) if self._fd >= 0 else fsutil.open_dir(self.dir)
 
     def pids(self) -> list[int]:
         return sorted(set(fsutil.read_procs(self.dir)))
