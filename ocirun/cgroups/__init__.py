@@ -129,7 +129,7 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
 
         _v1, v2mnt, v2root = paths.cgroup_mounts()
         mnt = v2mnt or CGROUP_ROOT
-        return V2Manager(paths.v2_dir(inner, mnt, v2root, paths.own_cgroups()), root=mnt)
+        return V2Manager(paths.v2_dir(inner, mnt, v2root, paths.own_cgroups_for(inner)), root=mnt)
     from ocirun.cgroups.v1 import V1Manager
 
     return V1Manager.for_path(inner, hybrid=(mode == "hybrid"))

@@ -127,13 +127,18 @@ def mkdir_open(root: str, parts: list[str], *, on_new: object = None,
     except BaseException:
         if fd >= 0:
             posix.close(fd)
-        for p in reversed(created):
-            try:
-                posix.rmdir(p)
-            except OSError:
-                pass
+        remove_created(created)
         raise
     return created, fd
+
+
+def remove_created(paths: list[str]) -> None:
+    """Undo a partial create: rmdir what it made, deepest first (best effort: the first error is the news)."""
+    for p in reversed(paths):
+        try:
+            posix.rmdir(p)
+        except OSError:
+            pass
 
 
 def write_at(dirfd: int, name: str, value: str) -> None:

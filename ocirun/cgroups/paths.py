@@ -102,6 +102,11 @@ def own_cgroups(text: str | None = None) -> dict[str, str]:
     return out
 
 
+def own_cgroups_for(inner: str) -> dict[str, str]:
+    """own_cgroups() when `inner` is relative to them; an absolute cgroupsPath needs no /proc read."""
+    return {} if inner.startswith("/") else own_cgroups()
+
+
 def _strip_mount_root(own: str, mount_root: str) -> str:
     """Inside a cgroupns or a bind mount the mount root is not "/": make `own` relative to it."""
     if mount_root in ("/", ""):

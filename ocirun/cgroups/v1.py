@@ -34,7 +34,7 @@ class V1Manager(Manager):
         from ocirun.cgroups import paths  # only create resolves paths: delete, ps, pause... rebuild from state
 
         v1, v2, v2root = paths.cgroup_mounts()
-        own = paths.own_cgroups()
+        own = paths.own_cgroups_for(inner)
         dirs: dict[str, str] = {}
         mounts: dict[str, str] = {}
         for ctrl, (mnt, root) in v1.items():
@@ -75,6 +75,7 @@ class V1Manager(Manager):
 
     def create(self) -> None:
         """mkdir in every hierarchy; on failure remove what this call created and raise."""
+        self.close()
         created: list[str] = []
         try:
             for ctrl, d in self._unique():
@@ -94,11 +95,7 @@ class V1Manager(Manager):
                     tr.step("cgroup.mkdir", t, d)
         except BaseException:
             self.close()
-            for p in reversed(created):
-                try:
-                    posix.rmdir(p)
-                except OSError:
-                    pass
+            fsutil.remove_created(created)
             raise
 
     def open_dirs(self) -> None:
