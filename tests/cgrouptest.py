@@ -14,6 +14,17 @@ BUSY = "read x; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; exe
 KEYS = {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"}
 
 
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (a frozen process gains none)."""
+    f = read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
 def spawn(m: Manager, *argv: str, **kw: object) -> subprocess.Popen:
     """Start a process the test's manager fixture kills and reaps afterwards (m.procs)."""
     p = subprocess.Popen(list(argv), **kw)  # type: ignore[call-overload]

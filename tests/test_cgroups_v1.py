@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cgrouptest import BUSY, KEYS, sleeper, spawn, tracked
+from cgrouptest import BUSY, KEYS, cpu_ticks, read, sleeper, spawn, tracked
 
 from ocirun.cgroups import detect_mode, from_state, open_manager
 from ocirun.cgroups.base import Manager
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup") or detect_mode() == "v2",
     reason="needs root on a cgroup v1 or hybrid host",
 )
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
 
 
 @pytest.fixture
@@ -53,8 +48,8 @@ def test_create_makes_every_hierarchy_and_is_idempotent(mgr: Manager) -> None:
     for ctrl, d in paths.items():
         assert os.path.isdir(d), ctrl
     if "cpuset" in paths:  # a new v1 cpuset must inherit cpus/mems or it refuses tasks
-        assert _read(paths["cpuset"] + "/cpuset.cpus") != ""
-        assert _read(paths["cpuset"] + "/cpuset.mems") != ""
+        assert read(paths["cpuset"] + "/cpuset.cpus") != ""
+        assert read(paths["cpuset"] + "/cpuset.mems") != ""
     if detect_mode() == "hybrid":
         assert paths["unified"].startswith("/sys/fs/cgroup/unified/")
 
@@ -87,25 +82,25 @@ def test_memory_files_and_partial_update(mgr: Manager) -> None:
     mem = mgr.paths()["memory"]
     mgr.apply({"memory": {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
                           "kernelTCP": 16 << 20, "disableOOMKiller": False, "useHierarchy": True}})
-    assert _read(mem + "/memory.limit_in_bytes") == str(64 << 20)
-    assert _read(mem + "/memory.soft_limit_in_bytes") == str(32 << 20)
-    assert _read(mem + "/memory.swappiness") == "10"
-    assert _read(mem + "/memory.kmem.tcp.limit_in_bytes") == str(16 << 20)
+    assert read(mem + "/memory.limit_in_bytes") == str(64 << 20)
+    assert read(mem + "/memory.soft_limit_in_bytes") == str(32 << 20)
+    assert read(mem + "/memory.swappiness") == "10"
+    assert read(mem + "/memory.kmem.tcp.limit_in_bytes") == str(16 << 20)
     if os.path.exists(mem + "/memory.memsw.limit_in_bytes"):
         mgr.apply({"memory": {"limit": 64 << 20, "swap": 128 << 20}})
-        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(128 << 20)
+        assert read(mem + "/memory.memsw.limit_in_bytes") == str(128 << 20)
         # shrinking both: limit must go first so memsw >= limit holds at every step
         mgr.apply({"memory": {"limit": 32 << 20, "swap": 48 << 20}})
-        assert _read(mem + "/memory.limit_in_bytes") == str(32 << 20)
-        assert _read(mem + "/memory.memsw.limit_in_bytes") == str(48 << 20)
+        assert read(mem + "/memory.limit_in_bytes") == str(32 << 20)
+        assert read(mem + "/memory.memsw.limit_in_bytes") == str(48 << 20)
     # partial update: only reservation changes, the limit stays
-    before = _read(mem + "/memory.limit_in_bytes")
+    before = read(mem + "/memory.limit_in_bytes")
     mgr.apply({"memory": {"reservation": 8 << 20}})
-    assert _read(mem + "/memory.soft_limit_in_bytes") == str(8 << 20)
-    assert _read(mem + "/memory.limit_in_bytes") == before
-    assert _read(mem + "/memory.swappiness") == "10"
+    assert read(mem + "/memory.soft_limit_in_bytes") == str(8 << 20)
+    assert read(mem + "/memory.limit_in_bytes") == before
+    assert read(mem + "/memory.swappiness") == "10"
     mgr.apply({"memory": {"limit": -1}})
-    assert int(_read(mem + "/memory.limit_in_bytes")) > 1 << 60
+    assert int(read(mem + "/memory.limit_in_bytes")) > 1 << 60
 
 
 def test_cpu_cpuset_pids_blkio_files(mgr: Manager) -> None:
@@ -116,29 +111,29 @@ def test_cpu_cpuset_pids_blkio_files(mgr: Manager) -> None:
                 "cpus": "0", "mems": "0"},
         "pids": {"limit": 42},
     })
-    assert _read(paths["cpu"] + "/cpu.shares") == "512"
-    assert _read(paths["cpu"] + "/cpu.cfs_quota_us") == "50000"
-    assert _read(paths["cpu"] + "/cpu.cfs_period_us") == "100000"
+    assert read(paths["cpu"] + "/cpu.shares") == "512"
+    assert read(paths["cpu"] + "/cpu.cfs_quota_us") == "50000"
+    assert read(paths["cpu"] + "/cpu.cfs_period_us") == "100000"
     if os.path.exists(paths["cpu"] + "/cpu.cfs_burst_us"):
-        assert _read(paths["cpu"] + "/cpu.cfs_burst_us") == "1000"
-    assert _read(paths["cpuset"] + "/cpuset.cpus") == "0"
-    assert _read(paths["pids"] + "/pids.max") == "42"
+        assert read(paths["cpu"] + "/cpu.cfs_burst_us") == "1000"
+    assert read(paths["cpuset"] + "/cpuset.cpus") == "0"
+    assert read(paths["pids"] + "/pids.max") == "42"
     # smaller period than before together with a quota: runc's order makes both stick
     mgr.apply({"cpu": {"quota": 5000, "period": 10000}})
-    assert _read(paths["cpu"] + "/cpu.cfs_quota_us") == "5000"
-    assert _read(paths["cpu"] + "/cpu.cfs_period_us") == "10000"
+    assert read(paths["cpu"] + "/cpu.cfs_quota_us") == "5000"
+    assert read(paths["cpu"] + "/cpu.cfs_period_us") == "10000"
     mgr.apply({"pids": {"limit": 0}})
-    assert _read(paths["pids"] + "/pids.max") == "max"
+    assert read(paths["pids"] + "/pids.max") == "max"
     # update naming only the period keeps shares
     mgr.apply({"cpu": {"period": 20000}})
-    assert _read(paths["cpu"] + "/cpu.shares") == "512"
+    assert read(paths["cpu"] + "/cpu.shares") == "512"
 
 
 def _root_block_device() -> tuple[int, int] | None:
     st = os.stat("/")
     for name in os.listdir("/sys/block"):
         try:
-            maj, mnr = _read(f"/sys/block/{name}/dev").split(":")
+            maj, mnr = read(f"/sys/block/{name}/dev").split(":")
         except OSError:
             continue
         if int(maj) == os.major(st.st_dev):
@@ -155,8 +150,8 @@ def test_blkio_throttle(mgr: Manager) -> None:
     mgr.apply({"blockIO": {"throttleReadBpsDevice": [{"major": maj, "minor": mnr, "rate": 1048576}],
                            "throttleWriteIOPSDevice": [{"major": maj, "minor": mnr, "rate": 100}]}})
     b = mgr.paths()["blkio"]
-    assert _read(b + "/blkio.throttle.read_bps_device") == f"{maj}:{mnr} 1048576"
-    assert _read(b + "/blkio.throttle.write_iops_device") == f"{maj}:{mnr} 100"
+    assert read(b + "/blkio.throttle.read_bps_device") == f"{maj}:{mnr} 1048576"
+    assert read(b + "/blkio.throttle.write_iops_device") == f"{maj}:{mnr} 100"
 
 
 def test_devices_v1_allow_list_is_enforced(mgr: Manager) -> None:
@@ -164,7 +159,7 @@ def test_devices_v1_allow_list_is_enforced(mgr: Manager) -> None:
     mgr.apply({"devices": [{"allow": False, "access": "rwm"},
                            {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]},
               device_allow=[{"type": "c", "major": 1, "minor": 3, "access": "rwm"}])
-    listing = _read(mgr.paths()["devices"] + "/devices.list").splitlines()
+    listing = read(mgr.paths()["devices"] + "/devices.list").splitlines()
     assert sorted(listing) == ["c 1:3 rwm", "c 1:5 r"]
     code = ("import os,sys\n"
             "for n,f in (('/dev/null',os.O_RDWR),('/dev/zero',os.O_RDONLY),('/dev/zero',os.O_WRONLY),"
@@ -227,15 +222,10 @@ def test_pids_limit_stops_a_fork_loop(mgr: Manager) -> None:
     assert p.stdout.readline() == f"refused {errno.EAGAIN}\n"
     assert p.stdout.readline() == "forked 7\n"  # 8 tasks: the loop itself and 7 children
     pids_dir = mgr.paths()["pids"]
-    assert int(_read(pids_dir + "/pids.current")) == 8
+    assert int(read(pids_dir + "/pids.current")) == 8
     assert len(mgr.pids()) == 8
-    assert int(_read(pids_dir + "/pids.events").split()[1]) > 0  # "max N": forks refused
+    assert int(read(pids_dir + "/pids.events").split()[1]) > 0  # "max N": forks refused
     assert mgr.stats()["pids"] == {"current": 8, "limit": 8}
-
-
-def _cpu_ticks(pid: int) -> int:
-    f = _read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
 
 
 def test_freeze_thaw_stops_a_busy_process(mgr: Manager) -> None:
@@ -245,15 +235,15 @@ def test_freeze_thaw_stops_a_busy_process(mgr: Manager) -> None:
     assert not mgr.is_frozen()
     mgr.freeze()
     assert mgr.is_frozen()
-    assert _read(mgr.paths()["freezer"] + "/freezer.state") == "FROZEN"
-    state = _read(f"/proc/{p.pid}/stat").rsplit(")", 1)[1].split()[0]
+    assert read(mgr.paths()["freezer"] + "/freezer.state") == "FROZEN"
+    state = read(f"/proc/{p.pid}/stat").rsplit(")", 1)[1].split()[0]
     assert state in ("D", "S")  # a busy loop that is not runnable
-    ticks = _cpu_ticks(p.pid)
+    ticks = cpu_ticks(p.pid)
     time.sleep(0.3)
-    assert _cpu_ticks(p.pid) == ticks  # no progress while frozen
+    assert cpu_ticks(p.pid) == ticks  # no progress while frozen
     mgr.thaw()
     assert not mgr.is_frozen()
-    assert _read(mgr.paths()["freezer"] + "/freezer.state") == "THAWED"
+    assert read(mgr.paths()["freezer"] + "/freezer.state") == "THAWED"
 
 
 def test_kill_all_signals_every_process(mgr: Manager) -> None:
@@ -333,7 +323,7 @@ def test_kernel_refusal_is_reported_with_resource_and_file(mgr: Manager) -> None
         assert e.value.what == "linux.resources.cpu.realtimeRuntime"
         assert e.value.why == "writing cpu.rt_runtime_us: Invalid argument"
         mgr.apply({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}})
-        assert _read(mgr.paths()["cpu"] + "/cpu.rt_runtime_us") == "1000"
+        assert read(mgr.paths()["cpu"] + "/cpu.rt_runtime_us") == "1000"
 
 
 def test_use_hierarchy_refused_by_modern_kernels(mgr: Manager) -> None:

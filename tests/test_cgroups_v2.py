@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cgrouptest import BUSY, KEYS, sleeper, spawn, tracked
+from cgrouptest import BUSY, KEYS, cpu_ticks, read, sleeper, spawn, tracked
 
 from ocirun.cgroups import detect_mode, fsutil, open_manager
 from ocirun.cgroups.v2 import V2Manager
@@ -39,13 +39,8 @@ pytestmark = [
 ]
 
 
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
-
-
 def _available(ctrl: str) -> bool:
-    return ROOT is not None and ctrl in _read(ROOT + "/cgroup.controllers").split()
+    return ROOT is not None and ctrl in read(ROOT + "/cgroup.controllers").split()
 
 
 def need(ctrl: str) -> pytest.MarkDecorator:
@@ -59,7 +54,7 @@ def mgr() -> Iterator[V2Manager]:
     on_v2_host = detect_mode() == "v2"
     m = open_manager(name, "t") if on_v2_host else V2Manager(ROOT + name, root=ROOT)
     assert isinstance(m, V2Manager)
-    saved = _read(ROOT + "/cgroup.subtree_control").split()
+    saved = read(ROOT + "/cgroup.subtree_control").split()
     try:
         with tracked(m):
             yield m
@@ -78,7 +73,7 @@ def _restore_subtree_control(saved: list[str]) -> None:
     """Disable what create() enabled at the mount root; a just-removed child may hold it briefly (EBUSY)."""
     assert ROOT is not None
     for _ in range(100):
-        extra = set(_read(ROOT + "/cgroup.subtree_control").split()) - set(saved)
+        extra = set(read(ROOT + "/cgroup.subtree_control").split()) - set(saved)
         if not extra:
             return
         try:
@@ -108,17 +103,12 @@ def test_create_destroy_and_clone_into_fd(mgr: V2Manager) -> None:
 def test_add_pid_and_recursive_pids(mgr: V2Manager) -> None:
     mgr.create()
     a = sleeper(mgr)
-    assert _read(f"/proc/{a.pid}/cgroup").splitlines()[-1].endswith(mgr.dir[len(mgr.root):])
+    assert read(f"/proc/{a.pid}/cgroup").splitlines()[-1].endswith(mgr.dir[len(mgr.root):])
     os.mkdir(mgr.dir + "/sub")
     b = spawn(mgr, "sleep", "1000")
     with open(mgr.dir + "/sub/cgroup.procs", "w") as f:
         f.write(str(b.pid))
     assert mgr.pids() == sorted([a.pid, b.pid])
-
-
-def _cpu_ticks(pid: int) -> int:
-    f = _read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
 
 
 def test_freeze_thaw(mgr: V2Manager) -> None:
@@ -127,14 +117,14 @@ def test_freeze_thaw(mgr: V2Manager) -> None:
     mgr.add_pid(p.pid)
     mgr.freeze()
     assert mgr.is_frozen()
-    assert "frozen 1" in _read(mgr.dir + "/cgroup.events").splitlines()
-    assert _read(f"/proc/{p.pid}/stat").rsplit(")", 1)[1].split()[0] in ("S", "D")
-    ticks = _cpu_ticks(p.pid)
+    assert "frozen 1" in read(mgr.dir + "/cgroup.events").splitlines()
+    assert read(f"/proc/{p.pid}/stat").rsplit(")", 1)[1].split()[0] in ("S", "D")
+    ticks = cpu_ticks(p.pid)
     time.sleep(0.3)
-    assert _cpu_ticks(p.pid) == ticks
+    assert cpu_ticks(p.pid) == ticks
     mgr.thaw()
     assert not mgr.is_frozen()
-    assert _read(mgr.dir + "/cgroup.freeze") == "0"
+    assert read(mgr.dir + "/cgroup.freeze") == "0"
 
 
 def test_kill_all(mgr: V2Manager) -> None:
@@ -221,7 +211,7 @@ def test_stats_shape(mgr: V2Manager) -> None:
 def test_unified_writes_and_errors(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"unified": {"cgroup.max.descendants": "5"}})
-    assert _read(mgr.dir + "/cgroup.max.descendants") == "5"
+    assert read(mgr.dir + "/cgroup.max.descendants") == "5"
     for key in ("../x.y", "cgroup.procs"):
         what = f"linux.resources.unified.{key}"
         with pytest.raises(OciError) as e:
@@ -249,7 +239,7 @@ def test_v1_only_settings_are_refused(mgr: V2Manager) -> None:
 def test_hugetlb(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
-    assert _read(mgr.dir + "/hugetlb.2MB.max") == str(4 << 20)
+    assert read(mgr.dir + "/hugetlb.2MB.max") == str(4 << 20)
     assert "2MB" in mgr.stats()["hugetlb"]
     with pytest.raises(OciError) as e:
         mgr.apply({"hugepageLimits": [{"pageSize": "3MB", "limit": 0}]})
@@ -261,15 +251,15 @@ def test_hugetlb(mgr: V2Manager) -> None:
 def test_memory_conversions_and_partial_update(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"memory": {"limit": 64 << 20, "reservation": 16 << 20, "swappiness": 10, "kernel": 1 << 20}})
-    assert _read(mgr.dir + "/memory.max") == str(64 << 20)
-    assert _read(mgr.dir + "/memory.low") == str(16 << 20)
+    assert read(mgr.dir + "/memory.max") == str(64 << 20)
+    assert read(mgr.dir + "/memory.low") == str(16 << 20)
     if os.path.exists(mgr.dir + "/memory.swap.max"):
         mgr.apply({"memory": {"limit": 64 << 20, "swap": 96 << 20}})
-        assert _read(mgr.dir + "/memory.swap.max") == str(32 << 20)
+        assert read(mgr.dir + "/memory.swap.max") == str(32 << 20)
     mgr.apply({"memory": {"reservation": 8 << 20}})
-    assert _read(mgr.dir + "/memory.max") == str(64 << 20)
+    assert read(mgr.dir + "/memory.max") == str(64 << 20)
     mgr.apply({"memory": {"limit": -1}})
-    assert _read(mgr.dir + "/memory.max") == "max"
+    assert read(mgr.dir + "/memory.max") == "max"
 
 
 @need("memory")
@@ -292,7 +282,7 @@ def test_memory_oom_and_check_before_update(mgr: V2Manager) -> None:
 def test_pids_limit(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"pids": {"limit": 3}})
-    assert _read(mgr.dir + "/pids.max") == "3"
+    assert read(mgr.dir + "/pids.max") == "3"
     p = spawn(mgr, "sh", "-c", "read x; sleep 1000 & sleep 1000 & sleep 1000 & echo $?; exec sleep 1000",
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     mgr.add_pid(p.pid)
@@ -300,19 +290,19 @@ def test_pids_limit(mgr: V2Manager) -> None:
     p.stdin.flush()
     time.sleep(0.2)
     assert len(mgr.pids()) <= 3
-    assert int(_read(mgr.dir + "/pids.events").split()[1]) > 0
+    assert int(read(mgr.dir + "/pids.events").split()[1]) > 0
 
 
 @need("cpu")
 def test_cpu_conversions(mgr: V2Manager) -> None:
     mgr.create()
     mgr.apply({"cpu": {"shares": 1024, "quota": 50000, "period": 100000}})
-    assert _read(mgr.dir + "/cpu.weight") == "39"
-    assert _read(mgr.dir + "/cpu.max") == "50000 100000"
+    assert read(mgr.dir + "/cpu.weight") == "39"
+    assert read(mgr.dir + "/cpu.max") == "50000 100000"
     mgr.apply({"cpu": {"period": 200000}})  # partial: the quota stays
-    assert _read(mgr.dir + "/cpu.max") == "50000 200000"
+    assert read(mgr.dir + "/cpu.max") == "50000 200000"
     mgr.apply({"cpu": {"quota": -1}})
-    assert _read(mgr.dir + "/cpu.max") == "max 200000"
+    assert read(mgr.dir + "/cpu.max") == "max 200000"
 
 
 @need("io")
@@ -323,6 +313,6 @@ def test_io_weight(mgr: V2Manager) -> None:
     except OciError as e:  # io.weight needs a scheduler that supports it
         pytest.skip(str(e))
     if os.path.exists(mgr.dir + "/io.bfq.weight"):
-        assert _read(mgr.dir + "/io.bfq.weight").split()[-1] == "500"
+        assert read(mgr.dir + "/io.bfq.weight").split()[-1] == "500"
     else:
-        assert _read(mgr.dir + "/io.weight") == "default 4950"
+        assert read(mgr.dir + "/io.weight") == "default 4950"
