@@ -169,10 +169,8 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
                     mgr.kill_all(9)
             except OSError:
                 pass
-            try:
-                mgr.destroy()
-            except OSError as e:
-                warn(f"removing cgroup: {e}")
+            # A cgroup that stays busy fails delete (OciError) and keeps the state, so delete can be retried.
+            mgr.destroy()
         t = ocirun.TRACER and ocirun.TRACER.now()
         state.remove_dir(d)
         if ocirun.TRACER:
