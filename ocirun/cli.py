@@ -193,7 +193,7 @@ def _version() -> str:
 def _usage(cmd: str = "") -> str:
     from ocirun import helptext
 
-    return helptext.command_usage(cmd) if cmd else helptext.usage()
+    return helptext.command_usage(cmd, COMMANDS[cmd][0]) if cmd else helptext.usage(GLOBAL, COMMANDS)
 
 
 def _trace_mode(g: Args) -> str:

@@ -1,11 +1,11 @@
 """What `ocirun --help`, `ocirun COMMAND --help` and the ocirun(8) man page say: one source for all three.
 
-The flags themselves come from cli.GLOBAL and cli.COMMANDS (what the parser accepts); this module only adds
-the words. tests/test_helptext.py fails when a flag has no description or a description names no flag, so the
-help can't drift from the parser. Imported only for help and for `make install` (the man page).
+The flags themselves come from cli.GLOBAL and cli.COMMANDS (what the parser accepts, passed in: this module
+sits below the CLI and imports nothing of it); this module only adds the words. tests/test_helptext.py fails
+when a flag has no description or a description names no flag, so the help can't drift from the parser.
+Imported only for help and for `make install` (the man page).
 """
 
-from ocirun import cli
 from ocirun.state import DEFAULT_ROOT
 
 SUMMARY = "an OCI container runtime (runc-compatible command line)"
@@ -127,18 +127,18 @@ def _columns(rows: list[tuple[str, str]], indent: str = "   ") -> str:
     return "".join(f"{indent}{a.ljust(width)}  {b}\n" for a, b in rows)
 
 
-def usage() -> str:
-    """`ocirun --help`."""
-    cmds = [(name, COMMANDS[name][0]) for name in cli.COMMANDS]
+def usage(parser_globals: dict, parser_commands: dict) -> str:
+    """`ocirun --help`, for the parser tables cli.GLOBAL and cli.COMMANDS."""
+    cmds = [(name, COMMANDS[name][0]) for name in parser_commands]
     return (f"ocirun: {SUMMARY}\n\nusage: ocirun [global options] command [options] [arguments]\n\n"
-            f"commands:\n{_columns(cmds)}\nglobal options:\n{_columns(_rows(cli.GLOBAL, GLOBAL))}\n"
+            f"commands:\n{_columns(cmds)}\nglobal options:\n{_columns(_rows(parser_globals, GLOBAL))}\n"
             "`ocirun COMMAND --help` shows a command's options; man 8 ocirun has the whole reference.\n")
 
 
-def command_usage(cmd: str) -> str:
-    """`ocirun COMMAND --help`."""
+def command_usage(cmd: str, flags: dict) -> str:
+    """`ocirun COMMAND --help`, for the command's parser table (cli.COMMANDS[cmd][0])."""
     line, args = COMMANDS[cmd]
-    opts = _rows(cli.COMMANDS[cmd][0], FLAGS[cmd])
+    opts = _rows(flags, FLAGS[cmd])
     text = f"usage: ocirun {cmd}{' [options]' if opts else ''}{' ' + args if args else ''}\n\n{line}\n"
     return text + (f"\noptions:\n{_columns(opts)}" if opts else "")
 
@@ -149,8 +149,8 @@ def _roff(s: str) -> str:
     return "\\&" + s if s[:1] in (".", "'") else s
 
 
-def manpage(version: str, date: str) -> str:
-    """ocirun(8) in man(7) macros."""
+def manpage(parser_globals: dict, parser_commands: dict, version: str, date: str) -> str:
+    """ocirun(8) in man(7) macros, for the parser tables cli.GLOBAL and cli.COMMANDS."""
     out = [f'.TH OCIRUN 8 "{date}" "ocirun {version}" "System Administration"', ".SH NAME",
            f"ocirun \\- {_roff(SUMMARY)}", ".SH SYNOPSIS",
            ".B ocirun\n[\\fIglobal options\\fR] \\fIcommand\\fR [\\fIoptions\\fR] [\\fIarguments\\fR]",
@@ -159,13 +159,13 @@ def manpage(version: str, date: str) -> str:
            "runtime specification. Its command line is runc's, so containerd, podman, CRI-O and conmon drive it "
            "unchanged. Errors are one line, \\fBocirun: \\fIwhat\\fB: \\fIwhy\\fR, on standard error.",
            ".SH GLOBAL OPTIONS"]
-    for flags, text in _rows(cli.GLOBAL, GLOBAL):
+    for flags, text in _rows(parser_globals, GLOBAL):
         out += [".TP", f"\\fB{_roff(flags)}\\fR", _roff(text)]
     out.append(".SH COMMANDS")
-    for cmd in cli.COMMANDS:
+    for cmd, (table, *_rest) in parser_commands.items():
         line, args = COMMANDS[cmd]
         out += [".SS " + cmd, f"\\fBocirun {cmd}\\fR [\\fIoptions\\fR] {_roff(args)}".rstrip(), ".br", _roff(line)]
-        for flags, text in _rows(cli.COMMANDS[cmd][0], FLAGS[cmd]):
+        for flags, text in _rows(table, FLAGS[cmd]):
             out += [".TP", f"\\fB{_roff(flags)}\\fR", _roff(text)]
     out += [".SH EXIT STATUS",
             "0 on success; 1 when the runtime fails; \\fBrun\\fR and \\fBexec\\fR in the foreground exit with the "

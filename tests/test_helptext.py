@@ -25,14 +25,14 @@ def test_every_command_and_flag_is_described_and_nothing_else():
 
 def test_help_output_lists_commands_and_flags():
     out = subprocess.run([*ocirun_cmd(), "--help"], capture_output=True, text=True, check=True).stdout
-    assert out == helptext.usage()
+    assert out == helptext.usage(cli.GLOBAL, cli.COMMANDS)
     for cmd in cli.COMMANDS:
         assert f"\n   {cmd} " in out
     for name in cli.GLOBAL:
         assert ("--" if len(name) > 1 else "-") + name in out, name
     for cmd, (table, *_rest) in cli.COMMANDS.items():
         p = subprocess.run([*ocirun_cmd(), cmd, "--help"], capture_output=True, text=True)
-        assert p.returncode == 0 and p.stdout == helptext.command_usage(cmd), cmd
+        assert p.returncode == 0 and p.stdout == helptext.command_usage(cmd, table), cmd
         for name in table:
             assert ("--" if len(name) > 1 else "-") + name in p.stdout, (cmd, name)
 
@@ -41,7 +41,7 @@ def test_manpage_renders_without_warnings(tmp_path):
     if not shutil.which("groff"):
         pytest.skip("groff is not installed")
     page = tmp_path / "ocirun.8"
-    page.write_text(helptext.manpage("0.0.0", "2026-01-01"))
+    page.write_text(helptext.manpage(cli.GLOBAL, cli.COMMANDS, "0.0.0", "2026-01-01"))
     p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True)
     assert p.returncode == 0 and p.stderr == "", p.stderr
     text = subprocess.run(["groff", "-man", "-Tutf8", "-P", "-cbou", str(page)], capture_output=True, text=True,

@@ -107,14 +107,14 @@ def write_manpage(path: str, package_root: str = ROOT) -> None:
 
     sys.path.insert(0, package_root)
     try:
-        from ocirun import __version__, helptext
+        from ocirun import __version__, cli, helptext
     finally:
         sys.path.remove(package_root)
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     date = time.strftime("%Y-%m-%d", time.gmtime(int(epoch) if epoch else None))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        f.write(helptext.manpage(__version__, date))
+        f.write(helptext.manpage(cli.GLOBAL, cli.COMMANDS, __version__, date))
 
 
 def uninstall(prefix: str) -> None:
