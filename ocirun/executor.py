@@ -132,13 +132,12 @@ def seal_init(lib) -> None:  # noqa: ANN001
 
     path = fspath.join(fspath.dirname(_native.__file__), INIT_NAME)
     r = lib.ocirun_seal_init(path.encode())
-    if r < 0:
-        why = posix.strerror(-r).lower()
-        if -r == 13 and posix.access(path, posix.R_OK):  # memfd_create's EACCES
-            why = "the kernel refuses an executable memfd (vm.memfd_noexec=2)"
-        elif -r == 2:
-            why += " (build it: python3 -m ocirun._build_c)"
-        raise OciError("container init", f"{path}: {why}")
+    if r >= 0:
+        return
+    if -r == 13 and posix.access(path, posix.R_OK):  # memfd_create's EACCES
+        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2)")
+    why = posix.strerror(-r).lower()
+    raise OciError("container init", f"{path}: {why}" + (" (build it: python3 -m ocirun._build_c)" if -r == 2 else ""))
 
 
 def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
