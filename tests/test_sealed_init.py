@@ -129,6 +129,9 @@ def test_fd_held_across_start_cannot_write_the_init(runtime, bundle):
         run("exec", "-d", b.id, "sh", "-c", script, check=True)
         wait_file(f"{shm}/opened")
         run("start", b.id, check=True)
+        end = time.monotonic() + 20  # runc's start returns before its init's execve
+        while not os.readlink(f"/proc/{init}/exe").endswith("busybox") and time.monotonic() < end:
+            time.sleep(0.02)
         assert os.readlink(f"/proc/{init}/exe").endswith("busybox")  # the init is the user's program now
         with open(f"{shm}/go", "w"):
             pass
@@ -240,17 +243,7 @@ def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
             p = subprocess.Popen([*ocirun_cmd(), "--root", rt.root, "exec", "--ignore-paused", b.id, "echo",
                                   "exec-done"], stdout=out, stderr=subprocess.STDOUT, env=env)
             try:
-                child = None
-                end = time.monotonic() + 20
-                while child is None and time.monotonic() < end:
-                    for c in children(p.pid):
-                        try:
-                            if os.readlink(f"/proc/{c}/exe").startswith("/memfd:ocirun-init"):
-                                child = c
-                        except FileNotFoundError:
-                            pass
-                    time.sleep(0.02)
-                assert child is not None, "no exec child seen"
+                child = find_init(p.pid)
                 assert_sealed_init(child)
                 assert os.readlink(f"/proc/{child}/ns/pid") == os.readlink(f"/proc/{rt.state(b.id)['pid']}/ns/pid")
             finally:
@@ -280,6 +273,66 @@ def userns_bundle(bundle, caps: list[str] | None):  # noqa: ANN001, ANN201
         os.chmod(d, os.stat(d).st_mode | 0o055)
         d = os.path.dirname(d)
     return b
+
+
+def find_init(runtime_pid: int, timeout: float = 20) -> int:
+    """The runtime's child once it runs ocirun-init."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for c in children(runtime_pid):
+            try:
+                if os.readlink(f"/proc/{c}/exe").startswith("/memfd:ocirun-init"):
+                    return c
+            except FileNotFoundError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("no child running ocirun-init")
+
+
+def gone(pid: int) -> bool:
+    try:
+        return proc_status(pid)["State"].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+def test_init_dies_with_the_runtime(rt, bundle):
+    """The parent-death signal holds across the execve of ocirun-init: a runtime killed while its init waits
+    for a createContainer hook takes the init (and so its pid namespace, hook included) with it."""
+    b = bundle(["sleep", "1000"])
+    b.spec["hooks"] = {"createContainer": [{"path": "/bin/sleep", "args": ["sleep", "60"]}]}
+    b.write()
+    p = subprocess.Popen([*ocirun_cmd(), "--root", rt.root, "create", "-b", b.path, b.id], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
+    hook = None
+    try:
+        init = find_init(p.pid)
+        end = time.monotonic() + 20
+        while not (hook := next(iter(children(init)), None)) and time.monotonic() < end:
+            time.sleep(0.02)
+        assert hook, "the hook never ran"
+        p.kill()
+        p.wait()
+        end = time.monotonic() + 20
+        while not gone(init) and time.monotonic() < end:
+            time.sleep(0.02)
+        assert gone(init) and gone(hook)
+    finally:
+        p.kill()
+        p.wait()
+        if hook and not gone(hook):
+            os.kill(hook, 9)
+        # What a killed create leaves: its state directory and cgroups (no process is left in them).
+        shutil.rmtree(os.path.join(rt.root, b.id), ignore_errors=True)
+        dirs = [f"/sys/fs/cgroup/{c}{b.cgroup}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup{b.cgroup}"]
+        for d in dirs:
+            if os.path.isdir(d):
+                for _ in range(100):
+                    try:
+                        os.rmdir(d)
+                        break
+                    except OSError:
+                        time.sleep(0.05)
 
 
 def test_user_namespace_init_carries_no_capabilities_into_the_process(rt, bundle):
