@@ -57,6 +57,7 @@ enum ocirun_op {
   OP_IOPRIO,           /* class, level: ioprio_set for the process */
   OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
   OP_CPU_AFFINITY,     /* cpu list ("0-3,6"): sched_setaffinity */
+  OP_PIDNS_FORK,       /* fork into the pid namespace SETNS set for our children; the grandchild carries on */
   OP_MAX
 };
 

@@ -252,14 +252,9 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             _write_time_offsets(child.pid, cfg)
             child.go()
         elif t == executor.MSG_PID:
-            # The child forked into its new pid namespace; reap the intermediate, follow the new init.
-            try:
-                posix.waitpid(child.pid, 0)
-            except ChildProcessError:
-                pass
-            child.pid = v
-            if not placed:
-                mgr.add_pid(v)
+            # The child forked into its pid namespace, in the cgroup it was placed in (SYNC_PLACED comes
+            # first or follows with the new pid): reap the intermediate, follow the new init.
+            child.follow(v)
         elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
             from ocirun import hooks
 

@@ -232,11 +232,13 @@ def children(pid: int) -> list[int]:
 
 def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
     """An `exec` child is caught mid-setup: the container is frozen, so the child stops once the runtime puts
-    it in the container's cgroup (its first sync point). Its exe, too, is the sealed memfd; after resume it
-    execs the command and exec succeeds."""
+    it in the container's cgroup (its first sync point). Its exe, too, is the sealed memfd; it is in the
+    container's mount namespace but not yet in its pid namespace (it forks into that one next); after resume
+    it execs the command and exec succeeds."""
     b = bundle(["sleep", "1000"])
     rt("run", "-d", "-b", b.path, b.id, check=True)
     try:
+        init = rt.state(b.id)["pid"]
         rt("pause", b.id, check=True)
         env = dict(os.environ, PYTHONPATH=ROOT)
         with tempfile.TemporaryFile() as out:
@@ -245,7 +247,13 @@ def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
             try:
                 child = find_init(p.pid)
                 assert_sealed_init(child)
-                assert os.readlink(f"/proc/{child}/ns/pid") == os.readlink(f"/proc/{rt.state(b.id)['pid']}/ns/pid")
+                end = time.monotonic() + 20
+                while not in_cgroup(child, b.cgroup) and time.monotonic() < end:
+                    time.sleep(0.02)
+                assert in_cgroup(child, b.cgroup)  # placed, so frozen from now on
+                assert os.readlink(f"/proc/{child}/ns/mnt") == os.readlink(f"/proc/{init}/ns/mnt")
+                assert os.readlink(f"/proc/{child}/ns/pid") == os.readlink("/proc/self/ns/pid")
+                assert os.readlink(f"/proc/{child}/ns/pid_for_children") == os.readlink(f"/proc/{init}/ns/pid")
             finally:
                 rt("resume", b.id, check=True)
                 assert p.wait(timeout=30) == 0
@@ -253,6 +261,11 @@ def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
             assert out.read() == b"exec-done\n"
     finally:
         rt("delete", "-f", b.id, check=True)
+
+
+def in_cgroup(pid: int, cgroup: str) -> bool:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return any(ln.rstrip("\n").endswith(cgroup) for ln in f)
 
 
 def userns_bundle(bundle, caps: list[str] | None):  # noqa: ANN001, ANN201
