@@ -445,7 +445,7 @@ static void child_main(const char *plan, size_t len, int sync_fd, int plan_fd, i
 }
 
 int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int *sync_fd) {
-  int sv[2], bad, plan_fd, init_fd = ocirun_seal_init(NULL);
+  int sv[2], bad, plan_fd, init_fd = ocirun_seal_init(NULL, NULL);
   pid_t pid;
   if (init_fd < 0) return -ENOEXEC;
   if (ocirun_check_plan(plan, len, &bad) < 0) return -EINVAL;

@@ -150,17 +150,20 @@ def forward_signals(pid: int) -> None:
 INIT_NAME = "ocirun-init"  # the static init program next to the C helper (ocirun/_build_c.py)
 
 
-def seal_init(lib) -> None:  # noqa: ANN001
+def seal_init(lib, ffi) -> None:  # noqa: ANN001
     """Load ocirun-init into the sealed memfd every child is executed from (once per process: the C side
-    keeps it, later calls cost one cffi call)."""
+    keeps it, later calls cost one cffi call), or where executable memfds are refused into a read-only file
+    of a private tmpfs."""
     from ocirun import _native
 
     path = fspath.join(fspath.dirname(_native.__file__), INIT_NAME)
-    r = lib.ocirun_seal_init(path.encode())
+    fallback = ffi.new("int *")
+    r = lib.ocirun_seal_init(path.encode(), fallback)
     if r >= 0:
         return
-    if -r == 13 and posix.access(path, posix.R_OK):  # memfd_create's EACCES
-        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2)")
+    if fallback[0]:
+        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2) and a "
+                       f"read-only copy in a private tmpfs failed: {posix.strerror(fallback[0]).lower()}")
     why = posix.strerror(-r).lower()
     raise OciError("container init", f"{path}: {why}" + (" (build it: python3 -m ocirun._build_c)" if -r == 2 else ""))
 
@@ -169,7 +172,7 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
     """Clone the child that carries out `plan` (`who` names it in --trace output)."""
     from ocirun._native import ffi, lib
 
-    seal_init(lib)
+    seal_init(lib, ffi)
     tr = ocirun.TRACER
     if tr:
         tr.attach(plan, who)
