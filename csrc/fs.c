@@ -162,10 +162,27 @@ static unsigned long kept_flags(int fd) {
 }
 
 void do_propagate_root(struct child_ctx *c, unsigned long flags) {
-  if (mount(NULL, "/", NULL, MS_REC | flags, NULL) < 0) die(c, errno, "set propagation of /");
+  if (mount(NULL, "/", NULL, flags, NULL) < 0) die(c, errno, "set propagation of /");
 }
 
-void do_rootfs(struct child_ctx *c, const char *path, int bind) {
+/* Give the mount that holds `path` the propagation `flags`, walking up from path to the first mount point
+ * (EINVAL: not a mount point), as runc's rootfsParentMountPropagation. */
+static void propagate_parent_mount(struct child_ctx *c, const char *path, unsigned long flags) {
+  char p[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof p) die(c, ENAMETOOLONG, "rootfs %s", path);
+  memcpy(p, path, n + 1);
+  for (;;) {
+    if (mount(NULL, p, NULL, flags, NULL) == 0) return;
+    if (errno != EINVAL || !strcmp(p, "/")) die(c, errno, "set propagation of the mount holding %s", path);
+    char *s = strrchr(p, '/');
+    if (s == p) s[1] = 0;
+    else *s = 0;
+  }
+}
+
+void do_rootfs(struct child_ctx *c, const char *path, int bind, unsigned long parent_prop) {
+  if (parent_prop) propagate_parent_mount(c, path, parent_prop);
   if (bind && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind mount rootfs %s", path);
   c->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->root_fd < 0) die(c, errno, "open rootfs %s", path);

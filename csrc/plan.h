@@ -17,8 +17,9 @@ enum ocirun_op {
   OP_SETSID,
   OP_HOSTNAME,         /* name */
   OP_DOMAINNAME,       /* name */
-  OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", MS_REC|flags) */
-  OP_ROOTFS,           /* path, bind: (bind it on itself and) open it as the root of every later path */
+  OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", flags) */
+  OP_ROOTFS,           /* path, bind[, parent propagation]: (make the mount holding it private/slave, bind it on
+                          itself and) open it as the root of every later path */
   OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */

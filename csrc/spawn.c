@@ -224,7 +224,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (setdomainname(a[0].s, a[0].len) < 0) die(c, errno, "setdomainname");
     break;
   case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
-  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i); break;
+  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i, n > 2 ? (unsigned long)a[2].i : 0); break;
   case OP_MOUNT: do_mount(c, a); break;
   case OP_MOUNT_COPYUP: do_mount_copyup(c, a); break;
   case OP_MKNOD: do_mknod(c, a); break;

@@ -59,10 +59,8 @@ RECURSIVE_ATTRS = {
     "rstrictatime": (A_STRICTATIME, A_ATIME), "rnostrictatime": (0, A_ATIME),
     "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
 }
-ROOTFS_PROPAGATION = {
-    "shared": MS_SHARED | MS_REC, "slave": MS_SLAVE | MS_REC, "private": MS_PRIVATE | MS_REC,
-    "unbindable": MS_UNBINDABLE | MS_REC,
-}
+# linux.rootfsPropagation → the flag applied to "/" before the mounts (runc's prepareRoot: rslave by default).
+ROOTFS_PROPAGATION = {"": MS_SLAVE | MS_REC, **PROPAGATION}
 
 DEFAULT_DEVICES = (  # path, major, minor (all "c", 0666), as runc creates them
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
@@ -339,13 +337,17 @@ def compile_create(
         plan.add("PIVOT", "root.path", 2)
         _process_steps(plan, cfg, console_fd, no_new_keyring, seccomp, preserve_fds, listen_fd)
         return plan
-    plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation",
-             MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
+    root_prop = ROOTFS_PROPAGATION[lx.rootfs_propagation]
+    if no_pivot and root_prop & MS_PRIVATE:
+        raise bad("linux.rootfsPropagation", f"{lx.rootfs_propagation} is not safe without pivot_root (--no-pivot)")
+    plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation", root_prop)
     if lx.mount_label:
         from ocirun.lsm import check_mount_label
 
         check_mount_label(lx.mount_label)
-    plan.add("ROOTFS", "root.path", cfg.root_path, 1)
+    # The mount holding the rootfs must not be shared: pivot_root refuses it and the rootfs bind would
+    # propagate to the host (runc's rootfsParentMountPropagation).
+    plan.add("ROOTFS", "root.path", cfg.root_path, 1, MS_SLAVE if root_prop & MS_SLAVE else MS_PRIVATE)
     for i, m in enumerate(cfg.mounts):
         _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})
     bind_devices = plan.new_user
@@ -361,8 +363,9 @@ def compile_create(
         plan.add("SYMLINK", "", target, link)
     _hook_sync(plan, cfg)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
-    if lx.rootfs_propagation in ("shared", "unbindable"):
-        plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", ROOTFS_PROPAGATION[lx.rootfs_propagation])
+    if not root_prop & (MS_PRIVATE | MS_SLAVE):
+        # shared/unbindable apply to the new "/" too (private and slave are already in place), as runc.
+        plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", root_prop)
     if console_fd is not None:
         rows, cols = cfg.process.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)

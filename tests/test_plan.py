@@ -119,3 +119,32 @@ def test_lsm_without_host_support(tmp_path):
         pytest.skip("host has AppArmor")
     with pytest.raises(OciError, match="AppArmor is not enabled on this host"):
         plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+
+
+@pytest.mark.parametrize("prop, root, parent, newroot", [
+    ("", plan.MS_SLAVE | plan.MS_REC, plan.MS_SLAVE, None),
+    ("rshared", plan.MS_SHARED | plan.MS_REC, plan.MS_PRIVATE, plan.MS_SHARED | plan.MS_REC),
+    ("shared", plan.MS_SHARED, plan.MS_PRIVATE, plan.MS_SHARED),
+    ("rslave", plan.MS_SLAVE | plan.MS_REC, plan.MS_SLAVE, None),
+    ("private", plan.MS_PRIVATE, plan.MS_PRIVATE, None),
+    ("runbindable", plan.MS_UNBINDABLE | plan.MS_REC, plan.MS_PRIVATE, plan.MS_UNBINDABLE | plan.MS_REC),
+])
+def test_rootfs_propagation_steps(tmp_path, prop, root, parent, newroot):
+    """runc's order: the flag on / first, the rootfs's own mount private (slave for slave), and shared or
+    unbindable again on the new / after pivot_root."""
+    def m(s: dict) -> None:
+        if prop:
+            s["linux"]["rootfsPropagation"] = prop
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    by_op = {s.op: s.args for s in p.steps}
+    assert by_op["PROPAGATE_ROOT"] == (root,)
+    assert by_op["ROOTFS"][1:] == (1, parent)
+    assert by_op.get("PROPAGATE_NEWROOT") == (None if newroot is None else (newroot,))
+    assert ops(p).index("PROPAGATE_ROOT") < ops(p).index("ROOTFS") < ops(p).index("PIVOT")
+
+
+def test_private_rootfs_propagation_needs_pivot_root(tmp_path):
+    c = cfg_for(tmp_path, lambda s: s["linux"].update(rootfsPropagation="rprivate"))
+    with pytest.raises(OciError, match="not safe without pivot_root"):
+        plan.compile_create(c, listen_fd=5, no_pivot=True)
+    assert "PIVOT" in ops(plan.compile_create(c, listen_fd=5, no_pivot=False))

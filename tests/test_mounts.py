@@ -1,0 +1,185 @@
+"""Mounts as Kubernetes clients and runc's users expect them: rootfs propagation (CRI's Bidirectional and
+HostToContainer volumes), read-only /dev, and --no-pivot. Each scenario runs on a real container under ocirun
+and, when it is installed, under runc with the same bundle: both must show the same thing, from inside (the
+container's output) and outside (the host's mountinfo).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from ocitest import ocirun_cmd
+
+RUNC = shutil.which("runc")
+RUNTIMES = ["ocirun", "runc"]
+SYS_ADMIN = ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
+
+
+class Runner:
+    """One runtime on a private --root: runtime(args...) → CompletedProcess with .out/.err, like the rt fixture."""
+
+    def __init__(self, name: str, root: str) -> None:
+        if name == "runc" and not RUNC:
+            pytest.skip("runc is not installed: no side-by-side run")
+        self.name = name
+        self.root = root
+        self.argv = [*(ocirun_cmd() if name == "ocirun" else [RUNC]), "--root", root]
+
+    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+            p = subprocess.run([*self.argv, *args], stdout=fo, stderr=fe, timeout=timeout, stdin=subprocess.DEVNULL)
+            fo.seek(0)
+            fe.seek(0)
+            p.out, p.err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
+        return p
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([*self.argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True)
+
+    def cleanup(self, cid: str) -> None:
+        self("delete", "--force", cid)
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request, tmp_path):  # noqa: ANN001, ANN201
+    r = Runner(request.param, str(tmp_path / f"root-{request.param}"))
+    yield r
+    if os.path.isdir(r.root):
+        for cid in os.listdir(r.root):
+            if not cid.startswith("."):
+                r.cleanup(cid)
+
+
+def mountinfo(pid: str | int = "self") -> list[list[str]]:
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return [ln.split() for ln in f]
+
+
+def mount_at(path: str) -> list[str] | None:
+    """The top mount at `path` in our namespace (its mountinfo fields), or None."""
+    found = [m for m in mountinfo() if m[4] == path]
+    return found[-1] if found else None
+
+
+def optional_fields(m: list[str]) -> list[str]:
+    return m[6:m.index("-")]
+
+
+@pytest.fixture
+def shared_dir(tmp_path):  # noqa: ANN001, ANN201
+    """A host directory that is its own shared mount (what a Bidirectional volume's source is on a systemd host)."""
+    d = str(tmp_path / "vol")
+    os.makedirs(d)
+    subprocess.run(["mount", "--bind", d, d], check=True)
+    subprocess.run(["mount", "--make-rshared", d], check=True)
+    yield d
+    while mount_at(d) or any(m[4].startswith(d + "/") for m in mountinfo()):
+        subprocess.run(["umount", "-R", "-l", d], check=False)
+
+
+def with_volume(b, source: str, rootfs_prop: str, vol_prop: str, args: list[str]):  # noqa: ANN001, ANN201
+    b.spec["process"]["args"] = args
+    b.spec["linux"]["rootfsPropagation"] = rootfs_prop
+    b.spec["mounts"].append({"destination": "/vol", "type": "bind", "source": source,
+                             "options": ["rbind", vol_prop]})
+    for k in ("bounding", "effective", "permitted"):
+        b.spec["process"]["capabilities"][k] = SYS_ADMIN
+    return b.write()
+
+
+def test_rshared_volume_mounts_reach_the_host(runtime, bundle, shared_dir):
+    """CRI Bidirectional: rootfsPropagation rshared + an rshared bind volume; a tmpfs the container mounts on
+    the volume appears on the host (ocirun used to make / rslave first, so the volume became a slave)."""
+    b = with_volume(bundle(), shared_dir, "rshared", "rshared",
+                    ["sh", "-c", "mkdir -p /vol/sub && mount -t tmpfs from-ctr /vol/sub && echo hi > /vol/sub/f"
+                     " && grep ' /vol ' /proc/self/mountinfo"])
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    host_group = [f for f in optional_fields(mount_at(shared_dir)) if f.startswith("shared:")]
+    inside = p.out.split()
+    assert host_group and host_group[0] in inside and not any(f.startswith("master:") for f in inside), p.out
+    m = mount_at(shared_dir + "/sub")
+    assert m is not None and m[m.index("-") + 1] == "tmpfs" and m[m.index("-") + 2] == "from-ctr", mountinfo()
+    with open(shared_dir + "/sub/f") as f:
+        assert f.read() == "hi\n"
+
+
+def test_rslave_volume_gets_host_mounts_but_keeps_its_own(runtime, bundle, shared_dir):
+    """CRI HostToContainer: rootfsPropagation rslave + an rslave volume; a host mount made while the container
+    runs shows inside, the container's own mount on the volume stays out of the host."""
+    script = ("mkdir -p /vol/own && mount -t tmpfs from-ctr /vol/own && touch /vol/ready"
+              " && while [ ! -e /vol/go ]; do sleep 0.05; done; grep ' /vol/' /proc/self/mountinfo")
+    b = with_volume(bundle(), shared_dir, "rslave", "rslave", ["sh", "-c", script])
+    proc = runtime.popen("run", "-b", b.path, b.id)
+    try:
+        end = time.monotonic() + 20
+        while not os.path.exists(shared_dir + "/ready") and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        assert os.path.exists(shared_dir + "/ready"), proc.communicate(timeout=5)
+        assert mount_at(shared_dir + "/own") is None  # the container's mount did not come back
+        os.makedirs(shared_dir + "/fromhost")
+        subprocess.run(["mount", "-t", "tmpfs", "from-host", shared_dir + "/fromhost"], check=True)
+        open(shared_dir + "/go", "w").close()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    lines = {ln.split()[4]: ln.split() for ln in out.splitlines()}
+    assert "/vol/fromhost" in lines and "from-host" in lines["/vol/fromhost"], out
+    assert "/vol/own" in lines, out
+
+
+def runc_version() -> tuple[int, ...]:
+    out = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.split()
+    return tuple(int(x) for x in out[2].split("+")[0].split("-")[0].split(".")) if len(out) > 2 else (0,)
+
+
+@pytest.mark.parametrize("prop", ["rprivate", "rslave", "runbindable", "private", "slave", "shared", "unbindable"])
+def test_every_rootfs_propagation_is_accepted(runtime, bundle, prop):
+    """The spec's four values and runc's recursive forms; the container's / gets what was asked for: shared
+    and unbindable are applied to the new / after pivot_root, as runc ≥ 1.2 does."""
+    if runtime.name == "runc" and prop.lstrip("r") in ("shared", "unbindable") and runc_version() < (1, 2):
+        pytest.skip("runc < 1.2 does not apply shared/unbindable to the new / (nor make the rootfs's mount bindable)")
+    b = bundle(["awk", "$5 == \"/\"", "/proc/self/mountinfo"])
+    b.spec["linux"]["rootfsPropagation"] = prop
+    if prop == "runbindable":  # nothing under / can be bound then: no cgroup dirs, readonly or masked paths
+        b.spec["mounts"] = [m for m in b.spec["mounts"] if m["type"] != "cgroup"]
+        b.spec["linux"]["readonlyPaths"] = b.spec["linux"]["maskedPaths"] = []
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    fields = p.out.split()
+    opt = fields[6:fields.index("-")]
+    if prop.lstrip("r") == "shared":
+        assert any(f.startswith("shared:") for f in opt), p.out
+    elif prop.lstrip("r") == "unbindable":
+        assert "unbindable" in opt, p.out
+    else:  # private, or a slave of nothing (the host's / is private here; a slave of it elsewhere)
+        assert not any(f.startswith("shared:") for f in opt), p.out
+
+
+def test_private_rootfs_propagation_is_refused_without_pivot(rt, bundle):
+    """runc: "rootfsPropagation of [r]private is not safe without pivot_root"."""
+    b = bundle(["true"])
+    b.spec["linux"]["rootfsPropagation"] = "rprivate"
+    b.write()
+    p = rt("run", "--no-pivot", "-b", b.path, b.id)
+    assert p.returncode == 1 and "rootfsPropagation" in p.err and "pivot" in p.err, p.err
+    assert p.err.count("\n") == 1 and "Traceback" not in p.err
+
+
+def test_unknown_rootfs_propagation(rt, bundle):
+    b = bundle(["true"])
+    b.spec["linux"]["rootfsPropagation"] = "rsharedd"
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 1 and 'linux.rootfsPropagation: unknown propagation "rsharedd"' in p.err, p.err
+    assert not os.listdir(rt.root) if os.path.isdir(rt.root) else True
