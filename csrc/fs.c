@@ -331,6 +331,21 @@ void do_readonly(struct child_ctx *c, const char *path) {
   close(fd);
 }
 
+/* Only this mount's read-only flag changes (mount_setattr without AT_RECURSIVE); the old remount, with
+ * the flags the kernel keeps locked, where mount_setattr is missing. */
+void do_remount_ro(struct child_ctx *c, const char *path) {
+  int fd = reopen(c, path, 0);
+  struct mount_attr ma = {.attr_set = MOUNT_ATTR_RDONLY};
+  if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0) {
+    char target[64];
+    if (errno != ENOSYS) die(c, errno, "make %s read-only", path);
+    fdpath(target, sizeof target, fd);
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(fd), NULL) < 0)
+      die(c, errno, "make %s read-only", path);
+  }
+  close(fd);
+}
+
 void do_pivot(struct child_ctx *c, int no_pivot) {
   if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
   if (no_pivot == 2) { /* no mount namespace: nothing to move */

@@ -31,6 +31,7 @@ void do_bind_dev(struct child_ctx *c, const char *host, const char *path);
 void do_symlink(struct child_ctx *c, const char *target, const char *path);
 void do_mask(struct child_ctx *c, const char *path);
 void do_readonly(struct child_ctx *c, const char *path);
+void do_remount_ro(struct child_ctx *c, const char *path);
 void do_pivot(struct child_ctx *c, int no_pivot);
 void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
 void do_root_readonly(struct child_ctx *c);

@@ -58,6 +58,7 @@ enum ocirun_op {
   OP_IOPRIO,           /* class, level: ioprio_set for the process */
   OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
   OP_CPU_AFFINITY,     /* cpu list ("0-3,6"): sched_setaffinity */
+  OP_REMOUNT_RO,       /* path: make that mount read-only (a tmpfs or /dev mounted rw until the rootfs is set up) */
   OP_MAX
 };
 

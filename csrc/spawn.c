@@ -234,6 +234,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
   case OP_READONLY: do_readonly(c, a[0].s); break;
   case OP_HOOK: do_hook(c, a, n); break;
   case OP_PIVOT: do_pivot(c, (int)a[0].i); break;
+  case OP_REMOUNT_RO: do_remount_ro(c, a[0].s); break;
   case OP_PROPAGATE_NEWROOT: do_propagate_newroot(c, (unsigned long)a[0].i); break;
   case OP_ROOT_READONLY: do_root_readonly(c); break;
   case OP_SYSCTL: do_sysctl(c, a[0].s, a[1].s); break;

@@ -17,7 +17,7 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY",
+    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -172,7 +172,9 @@ def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, 
     return flags, prop, ",".join(data), attr_set, attr_clr
 
 
-def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) -> None:
+def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) -> bool:
+    """The steps of one mount; True when it is mounted read-write now and made read-only once the rootfs
+    is set up (runc's finalizeRootfs: a tmpfs, or /dev, still gets files and mounts under it)."""
     flags, prop, data, aset, aclr = parse_mount_options(m.options, label)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
     if m.type in ("proc", "sysfs") and not is_bind:
@@ -181,7 +183,7 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
             raise bad(f"{label}.destination", f"{m.type} may only be mounted at {want}")
     if m.type == "cgroup" and not is_bind:
         _cgroup_mount_steps(plan, m, label, flags, cgroup)
-        return
+        return False
     if is_bind:
         src = m.source if m.source.startswith("/") else fspath.join(bundle, m.source)
         try:
@@ -191,11 +193,15 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
         except ValueError:
             raise bad(f"{label}.source", f"{src!r}: contains a NUL byte") from None
         plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
-    else:
-        # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
-        # ignores it on other types.
-        op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
-        plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+        return False
+    later_ro = bool(flags & MS_RDONLY) and (m.type == "tmpfs" or fspath.normpath(m.destination) == "/dev")
+    if later_ro:
+        flags &= ~MS_RDONLY
+    # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
+    # ignores it on other types.
+    op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
+    plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+    return later_ro
 
 
 def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: dict) -> None:
@@ -348,19 +354,10 @@ def compile_create(
     # The mount holding the rootfs must not be shared: pivot_root refuses it and the rootfs bind would
     # propagate to the host (runc's rootfsParentMountPropagation).
     plan.add("ROOTFS", "root.path", cfg.root_path, 1, MS_SLAVE if root_prop & MS_SLAVE else MS_PRIVATE)
-    for i, m in enumerate(cfg.mounts):
-        _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})
-    bind_devices = plan.new_user
-    devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
-    devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]
-    for path, typ, ma, mi, mode, uid, gid in devices:
-        label = "linux.devices" if (path, ma, mi) not in {(p, a, b) for p, a, b in DEFAULT_DEVICES} else ""
-        if bind_devices:
-            plan.add("BIND_DEV", label, path, path)
-        else:
-            plan.add("MKNOD", label, path, DEVICE_IFMT[typ] | mode, ma, mi, uid, gid)
-    for target, link in DEV_SYMLINKS:
-        plan.add("SYMLINK", "", target, link)
+    remount_ro = [(f"mounts[{i}]", m.destination) for i, m in enumerate(cfg.mounts)
+                  if _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})]
+    if not _dev_is_bound(cfg):
+        _dev_steps(plan, cfg)
     _hook_sync(plan, cfg)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
     if not root_prop & (MS_PRIVATE | MS_SLAVE):
@@ -369,6 +366,8 @@ def compile_create(
     if console_fd is not None:
         rows, cols = cfg.process.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
+    for label, dest in remount_ro:  # /dev/console is bound by now
+        plan.add("REMOUNT_RO", label, dest)
     for k, v in sorted(lx.sysctl.items()):
         plan.add("SYSCTL", f"linux.sysctl.{k}", k, v)
     # After sysctls (they write /proc/sys, usually made read-only here), as runc orders them.
@@ -380,6 +379,28 @@ def compile_create(
         plan.add("ROOT_READONLY", "root.readonly")
     _process_steps(plan, cfg, None, no_new_keyring, seccomp, preserve_fds, listen_fd)
     return plan
+
+
+def _dev_is_bound(cfg: Config) -> bool:
+    """A bind mount on /dev brings its own nodes: nothing is created in it (it may be the host's /dev)."""
+    return any(fspath.normpath(m.destination) == "/dev" and (m.type == "bind" or "bind" in m.options
+                                                             or "rbind" in m.options) for m in cfg.mounts)
+
+
+def _dev_steps(plan: Plan, cfg: Config) -> None:
+    """The default and configured device nodes (bound from the host in a user namespace) and /dev's links."""
+    lx = cfg.linux
+    bind_devices = plan.new_user
+    devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
+    devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]
+    for path, typ, ma, mi, mode, uid, gid in devices:
+        label = "linux.devices" if (path, ma, mi) not in {(p, a, b) for p, a, b in DEFAULT_DEVICES} else ""
+        if bind_devices:
+            plan.add("BIND_DEV", label, path, path)
+        else:
+            plan.add("MKNOD", label, path, DEVICE_IFMT[typ] | mode, ma, mi, uid, gid)
+    for target, link in DEV_SYMLINKS:
+        plan.add("SYMLINK", "", target, link)
 
 
 def _hook_sync(plan: Plan, cfg: Config) -> None:

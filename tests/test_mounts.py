@@ -47,7 +47,8 @@ class Runner:
 
 
 @pytest.fixture(params=RUNTIMES)
-def runtime(request, tmp_path):  # noqa: ANN001, ANN201
+def runtime(request, tmp_path, bundle):  # noqa: ANN001, ANN201
+    """Set up after `bundle`, so its containers are gone before bundle checks that nothing is left."""
     r = Runner(request.param, str(tmp_path / f"root-{request.param}"))
     yield r
     if os.path.isdir(r.root):
@@ -183,3 +184,68 @@ def test_unknown_rootfs_propagation(rt, bundle):
     p = rt("run", "-b", b.path, b.id)
     assert p.returncode == 1 and 'linux.rootfsPropagation: unknown propagation "rsharedd"' in p.err, p.err
     assert not os.listdir(rt.root) if os.path.isdir(rt.root) else True
+
+
+def container_pid(runtime: Runner, cid: str) -> int:
+    import json
+
+    p = runtime("state", cid)
+    assert p.returncode == 0, p.err
+    return json.loads(p.out)["pid"]
+
+
+def mount_options_of(pid: int, path: str) -> list[str]:
+    found = [m for m in mountinfo(pid) if m[4] == path]
+    assert found, f"nothing mounted at {path} in {pid}"
+    return found[-1][5].split(",")
+
+
+def test_read_only_dev(runtime, bundle):
+    """A /dev tmpfs with "ro": its nodes, links, /dev/pts, shm and mqueue are made first, then it turns
+    read-only (it used to fail at "/dev/pts: Read-only file system")."""
+    b = bundle(["sh", "-c", "{ ls -d /dev/null /dev/pts/ptmx /dev/ptmx /dev/shm /dev/mqueue && echo nodes;"
+                " touch /dev/x || echo dev-ro; } >/dev/shm/out 2>&1; touch /dev/shm/done; sleep 1000"])
+    dev = next(m for m in b.spec["mounts"] if m["destination"] == "/dev")
+    dev["options"].append("ro")
+    b.write()
+    p = runtime("run", "-d", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    pid = container_pid(runtime, b.id)
+    end = time.monotonic() + 10
+    while not os.path.exists(f"/proc/{pid}/root/dev/shm/done") and time.monotonic() < end:
+        time.sleep(0.02)
+    with open(f"/proc/{pid}/root/dev/shm/out") as f:
+        out = f.read().split("\n")
+    assert "ro" in mount_options_of(pid, "/dev")  # from outside: the init's mount table
+    assert "rw" in mount_options_of(pid, "/dev/pts") and "rw" in mount_options_of(pid, "/dev/shm")
+    assert out[5] == "nodes" and "Read-only file system" in out[6] and out[7] == "dev-ro", out
+    runtime("delete", "-f", b.id)
+
+
+def test_mounts_under_a_read_only_tmpfs(runtime, bundle, tmp_path):
+    """A read-only tmpfs with a bind mount and a copied-up directory under it: it is made read-only last."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("from host\n")
+    b = bundle(["sh", "-c", "cat /data/sub/f; touch /data/x 2>/dev/null || echo data-ro"])
+    b.spec["mounts"] += [{"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "mode=755"]},
+                         {"destination": "/data/sub", "type": "bind", "source": str(src), "options": ["rbind"]}]
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert p.out.split("\n")[:2] == ["from host", "data-ro"], p.out
+
+
+def test_bound_dev_gets_no_nodes(runtime, bundle, tmp_path):
+    """A bind mount on /dev brings its own nodes: the runtime creates none in it (it may be the host's)."""
+    devdir = tmp_path / "devdir"
+    devdir.mkdir()
+    (devdir / "marker").write_text("")
+    os.mknod(devdir / "null", 0o20666, os.makedev(1, 3))  # masked files are bound from the container's own
+    b = bundle(["ls", "/dev"])
+    b.spec["mounts"] = [m for m in b.spec["mounts"] if not m["destination"].startswith("/dev")]
+    b.spec["mounts"].append({"destination": "/dev", "type": "bind", "source": str(devdir), "options": ["rbind"]})
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert p.out.split() == ["marker", "null"] and sorted(os.listdir(devdir)) == ["marker", "null"]

@@ -148,3 +148,25 @@ def test_private_rootfs_propagation_needs_pivot_root(tmp_path):
     with pytest.raises(OciError, match="not safe without pivot_root"):
         plan.compile_create(c, listen_fd=5, no_pivot=True)
     assert "PIVOT" in ops(plan.compile_create(c, listen_fd=5, no_pivot=False))
+
+
+def test_read_only_tmpfs_and_dev_are_remounted_after_setup(tmp_path):
+    def m(s: dict) -> None:
+        next(x for x in s["mounts"] if x["destination"] == "/dev")["options"].append("ro")
+        s["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]})
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5, console_fd=7)
+    mounts = {s.args[1]: s for s in p.steps if s.op == "MOUNT"}
+    assert not mounts["/dev"].args[3] & plan.MS_RDONLY and not mounts["/data"].args[3] & plan.MS_RDONLY
+    assert mounts["/sys"].args[3] & plan.MS_RDONLY  # only tmpfs and /dev wait
+    remounts = [s.args[0] for s in p.steps if s.op == "REMOUNT_RO"]
+    assert remounts == ["/dev", "/data"]
+    o = ops(p)
+    assert o.index("SYMLINK") < o.index("PIVOT") < o.index("CONSOLE") < o.index("REMOUNT_RO") < o.index("MASK")
+
+
+def test_bound_dev_gets_no_device_steps(tmp_path):
+    def m(s: dict) -> None:
+        s["mounts"] = [x for x in s["mounts"] if not x["destination"].startswith("/dev")]
+        s["mounts"].append({"destination": "/dev/", "type": "none", "source": "/dev", "options": ["rbind"]})
+    o = ops(plan.compile_create(cfg_for(tmp_path, m), listen_fd=5))
+    assert "MKNOD" not in o and "SYMLINK" not in o and "BIND_DEV" not in o
