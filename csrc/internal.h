@@ -7,7 +7,8 @@ struct child_ctx {
   int sync_fd;       /* to the Python parent; -1 once the parent is gone (after create) */
   int root_fd;       /* the rootfs (after OP_ROOTFS), later "/" */
   int start_conn;    /* the `start` caller's connection, while it waits for exec */
-  int cwd_fd;        /* process.cwd resolved inside the root (OP_OPEN_CWD), for OP_CHDIR */
+  int cwd_fd;        /* process.cwd resolved inside the root (OP_OPEN_CWD, OP_CHDIR_TRY), for OP_CHDIR */
+  int cwd_done;      /* OP_CHDIR_TRY got there: OP_CHDIR has nothing left to do */
   const char *state_json; /* sent by the parent with the hooks go; fed to hooks on stdin */
   uint32_t state_len;
   char exec_path[4096];   /* resolved by OP_FIND_EXEC */

@@ -59,6 +59,8 @@ enum ocirun_op {
   OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
   OP_CPU_AFFINITY,     /* cpu list ("0-3,6"): sched_setaffinity */
   OP_REMOUNT_RO,       /* path: make that mount read-only (a tmpfs or /dev mounted rw until the rootfs is set up) */
+  OP_MKDIR_CWD,        /* path: create process.cwd (and its parents) inside the root, 0755 */
+  OP_CHDIR_TRY,        /* path: chdir there while privileged; on EACCES/EPERM keep it resolved for CHDIR */
   OP_MAX
 };
 

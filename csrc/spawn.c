@@ -280,9 +280,26 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     break;
   case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
   case OP_OPEN_CWD: c->cwd_fd = open_cwd(c, a[0].s); break;
+  case OP_MKDIR_CWD: {
+    int err, fd = c->root_fd >= 0 ? resolve_in_root(c->root_fd, a[0].s, 1, 0, &err) : (err = EBADF, -1);
+    if (fd < 0) die(c, err, "create cwd %s", a[0].s);
+    close(fd);
+    break;
+  }
+  case OP_CHDIR_TRY:
+    if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
+    if (fchdir(c->cwd_fd) == 0) {
+      c->cwd_done = 1;
+      close(c->cwd_fd);
+      c->cwd_fd = -1;
+    } else if (errno != EACCES && errno != EPERM) {
+      die(c, errno, "chdir to cwd %s", a[0].s);
+    }
+    break;
   case OP_CHDIR:
     /* Resolved inside the root, so a cwd like /proc/self/fd/N can never name a host directory
      * (CVE-2024-21626 class); fchdir checks the search permission as the final user. */
+    if (c->cwd_done) break;
     if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
     if (fchdir(c->cwd_fd) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
     close(c->cwd_fd);

@@ -18,6 +18,7 @@ OPS = (
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
     "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
+    "MKDIR_CWD", "CHDIR_TRY",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -237,11 +238,13 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
     caps = p.capabilities
     nnp = p.no_new_privileges
+    # Into the cwd while still privileged, as runc: a cwd the user may not search (/root for uid 1000) still
+    # works. Refused with EACCES, it is resolved now (before a profile can forbid openat2) and entered again
+    # once the user is set (a volume only its user may enter).
+    plan.add("CHDIR_TRY", "process.cwd", p.cwd)
     if caps is not None:
         plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
     if seccomp and not nnp and not seccomp[2]:
-        # Resolve the cwd before a profile can forbid openat2; the chdir itself comes after the user switch.
-        plan.add("OPEN_CWD", "process.cwd", p.cwd)
         # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
     u = p.user
@@ -363,6 +366,8 @@ def compile_create(
     if not root_prop & (MS_PRIVATE | MS_SLAVE):
         # shared/unbindable apply to the new "/" too (private and slave are already in place), as runc.
         plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", root_prop)
+    if fspath.normpath(cfg.process.cwd) != "/":
+        plan.add("MKDIR_CWD", "process.cwd", cfg.process.cwd)  # runc: MkdirAll(cwd, 0755) as root, in the jail
     if console_fd is not None:
         rows, cols = cfg.process.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)

@@ -7,54 +7,13 @@ container's output) and outside (the host's mountinfo).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
-from ocitest import ocirun_cmd
+from sidebyside import runc_version
 
-RUNC = shutil.which("runc")
-RUNTIMES = ["ocirun", "runc"]
 SYS_ADMIN = ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
-
-
-class Runner:
-    """One runtime on a private --root: runtime(args...) → CompletedProcess with .out/.err, like the rt fixture."""
-
-    def __init__(self, name: str, root: str) -> None:
-        if name == "runc" and not RUNC:
-            pytest.skip("runc is not installed: no side-by-side run")
-        self.name = name
-        self.root = root
-        self.argv = [*(ocirun_cmd() if name == "ocirun" else [RUNC]), "--root", root]
-
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-            p = subprocess.run([*self.argv, *args], stdout=fo, stderr=fe, timeout=timeout, stdin=subprocess.DEVNULL)
-            fo.seek(0)
-            fe.seek(0)
-            p.out, p.err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
-        return p
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([*self.argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, text=True)
-
-    def cleanup(self, cid: str) -> None:
-        self("delete", "--force", cid)
-
-
-@pytest.fixture(params=RUNTIMES)
-def runtime(request, tmp_path, bundle):  # noqa: ANN001, ANN201
-    """Set up after `bundle`, so its containers are gone before bundle checks that nothing is left."""
-    r = Runner(request.param, str(tmp_path / f"root-{request.param}"))
-    yield r
-    if os.path.isdir(r.root):
-        for cid in os.listdir(r.root):
-            if not cid.startswith("."):
-                r.cleanup(cid)
 
 
 def mountinfo(pid: str | int = "self") -> list[list[str]]:
@@ -138,11 +97,6 @@ def test_rslave_volume_gets_host_mounts_but_keeps_its_own(runtime, bundle, share
     assert "/vol/own" in lines, out
 
 
-def runc_version() -> tuple[int, ...]:
-    out = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.split()
-    return tuple(int(x) for x in out[2].split("+")[0].split("-")[0].split(".")) if len(out) > 2 else (0,)
-
-
 @pytest.mark.parametrize("prop", ["rprivate", "rslave", "runbindable", "private", "slave", "shared", "unbindable"])
 def test_every_rootfs_propagation_is_accepted(runtime, bundle, prop):
     """The spec's four values and runc's recursive forms; the container's / gets what was asked for: shared
@@ -186,14 +140,6 @@ def test_unknown_rootfs_propagation(rt, bundle):
     assert not os.listdir(rt.root) if os.path.isdir(rt.root) else True
 
 
-def container_pid(runtime: Runner, cid: str) -> int:
-    import json
-
-    p = runtime("state", cid)
-    assert p.returncode == 0, p.err
-    return json.loads(p.out)["pid"]
-
-
 def mount_options_of(pid: int, path: str) -> list[str]:
     found = [m for m in mountinfo(pid) if m[4] == path]
     assert found, f"nothing mounted at {path} in {pid}"
@@ -210,7 +156,7 @@ def test_read_only_dev(runtime, bundle):
     b.write()
     p = runtime("run", "-d", "-b", b.path, b.id)
     assert p.returncode == 0, p.err
-    pid = container_pid(runtime, b.id)
+    pid = runtime.pid(b.id)
     end = time.monotonic() + 10
     while not os.path.exists(f"/proc/{pid}/root/dev/shm/done") and time.monotonic() < end:
         time.sleep(0.02)

@@ -1,0 +1,92 @@
+"""The process as its user finds it: the cwd (created when missing, entered while still privileged), HOME from
+the container's /etc/passwd, and a terminal it owns. Each scenario runs under ocirun and, when installed,
+under runc with the same bundle, and must show the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+USER = {"uid": 1000, "gid": 1000}
+
+
+def reachable_by_mapped_root(b, host: int = 100000) -> None:  # noqa: ANN001
+    """A user namespace mapping root to `host`: the rootfs becomes its own, and pytest's 0700 dirs searchable."""
+    b.spec["linux"]["namespaces"].append({"type": "user"})
+    b.spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    b.spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    os.chown(b.rootfs, host, host)
+    d = b.path
+    while d != "/":
+        os.chmod(d, os.stat(d).st_mode | 0o055)
+        d = os.path.dirname(d)
+
+
+def run(runtime, b) -> str:  # noqa: ANN001
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    return p.out
+
+
+def test_missing_cwd_is_created(runtime, bundle):
+    """As runc: MkdirAll(cwd, 0755) by the container's root before the user switch (root.readonly too)."""
+    b = bundle(["sh", "-c", "pwd; stat -c '%u %g %a' /work/dir /work"])
+    b.spec["process"]["cwd"] = "/work/dir"
+    b.spec["process"]["user"] = USER
+    out = run(runtime, b).split("\n")
+    assert out[:3] == ["/work/dir", "0 0 755", "0 0 755"], out
+    st = os.stat(os.path.join(b.rootfs, "work", "dir"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o755)
+
+
+def test_cwd_the_user_cannot_search(runtime, bundle):
+    """cwd /root (0700) for uid 1000: entered as root before the switch, as runc (it used to fail with
+    "chdir to cwd /root: Permission denied")."""
+    b = bundle(["sh", "-c", "pwd; ls . >/dev/null 2>&1 || echo cannot-list"])
+    os.chmod(os.path.join(b.rootfs, "root"), 0o700)
+    b.spec["process"]["cwd"] = "/root"
+    b.spec["process"]["user"] = USER
+    assert run(runtime, b).split("\n")[:2] == ["/root", "cannot-list"]
+
+
+def test_cwd_only_the_user_can_enter(runtime, bundle):
+    """A directory the user's group may enter but the container's root may not (its owner is unmapped, so
+    root has no override there): the chdir fails as root and is retried as the user, as runc."""
+    b = bundle(["sh", "-c", "pwd; id -u"])
+    reachable_by_mapped_root(b)
+    d = os.path.join(b.rootfs, "data")
+    os.mkdir(d)
+    os.chown(d, 5000, 101000)  # unmapped owner; group = the container's gid 1000
+    os.chmod(d, 0o070)
+    b.spec["process"]["cwd"] = "/data"
+    b.spec["process"]["user"] = USER
+    assert run(runtime, b).split("\n")[:2] == ["/data", "1000"]
+
+
+def test_cwd_nobody_can_enter_fails_create(rt, bundle):
+    """Neither root nor the user may enter: create fails with one line and leaves nothing behind."""
+    b = bundle(["true"])
+    reachable_by_mapped_root(b)
+    d = os.path.join(b.rootfs, "data")
+    os.mkdir(d)
+    os.chown(d, 5000, 5000)
+    os.chmod(d, 0o700)
+    b.spec["process"]["cwd"] = "/data"
+    b.spec["process"]["user"] = USER
+    b.write()
+    p = rt("create", "-b", b.path, b.id)
+    assert p.returncode == 1 and "chdir to cwd /data: Permission denied" in p.err, p.err
+    assert p.err.count("\n") == 1
+    assert not [n for n in os.listdir(rt.root) if not n.startswith(".")]
+
+
+@pytest.mark.parametrize("cwd", ["/bin/sh", "/etc/passwd/x"])
+def test_cwd_that_is_not_a_directory(rt, bundle, cwd):
+    b = bundle(["true"])
+    b.spec["process"]["cwd"] = cwd
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 1 and "cwd" in p.err and "Not a directory" in p.err, p.err
