@@ -12,6 +12,7 @@ struct child_ctx {
   const char *state_json; /* sent by the parent with the hooks go; fed to hooks on stdin */
   uint32_t state_len;
   char exec_path[4096];   /* resolved by OP_FIND_EXEC */
+  const char *home_env;   /* "HOME=..." from the container's passwd (OP_LOOKUP_HOME), added to the exec env */
   const char *label;      /* current step's label, for errors */
   struct ocirun_trace *trace;         /* --trace only (OP_TRACE) */
   struct ocirun_trace_rec *trace_cur; /* the running step's record */
@@ -37,6 +38,9 @@ void do_pivot(struct child_ctx *c, int no_pivot);
 void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
 void do_root_readonly(struct child_ctx *c);
 void do_sysctl(struct child_ctx *c, const char *key, const char *value);
+
+/* passwd.c */
+void do_lookup_home(struct child_ctx *c, long long uid);
 
 /* copyup.c */
 void do_mount_copyup(struct child_ctx *c, const struct ocirun_arg *a);

@@ -61,6 +61,7 @@ enum ocirun_op {
   OP_REMOUNT_RO,       /* path: make that mount read-only (a tmpfs or /dev mounted rw until the rootfs is set up) */
   OP_MKDIR_CWD,        /* path: create process.cwd (and its parents) inside the root, 0755 */
   OP_CHDIR_TRY,        /* path: chdir there while privileged; on EACCES/EPERM keep it resolved for CHDIR */
+  OP_LOOKUP_HOME,      /* uid: HOME=<its home in the container's /etc/passwd, or /> is added to the exec env */
   OP_MAX
 };
 

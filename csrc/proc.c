@@ -228,7 +228,13 @@ void do_wait_start(struct child_ctx *c, int lfd) {
 void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   static char *argv[4096], *envp[8192];
   uint32_t pos = 0;
-  if (fill_vec(a, n, &pos, argv, 4096) < 0 || fill_vec(a, n, &pos, envp, 8192) < 0) die(c, EINVAL, "malformed exec");
+  int envc;
+  if (fill_vec(a, n, &pos, argv, 4096) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0)
+    die(c, EINVAL, "malformed exec");
+  if (c->home_env) {
+    envp[envc] = (char *)c->home_env;
+    envp[envc + 1] = NULL;
+  }
   const char *p = c->exec_path[0] ? c->exec_path : argv[0];
   /* The process outlives the runtime (exec --detach, or runc-like survival of a killed `exec`). */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

@@ -18,7 +18,7 @@ OPS = (
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
     "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
-    "MKDIR_CWD", "CHDIR_TRY",
+    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -238,6 +238,9 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
     caps = p.capabilities
     nnp = p.no_new_privileges
+    if _needs_home(p.env):
+        # runc's prepareEnv: HOME from the container's passwd (read in the jail, before any filter is on).
+        plan.add("LOOKUP_HOME", "process.env", p.user.uid)
     # Into the cwd while still privileged, as runc: a cwd the user may not search (/root for uid 1000) still
     # works. Refused with EACCES, it is resolved now (before a profile can forbid openat2) and entered again
     # once the user is set (a volume only its user may enter).
@@ -263,6 +266,12 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
         plan.add("NO_NEW_PRIVS", "process.noNewPrivileges")
 
 
+def _needs_home(env: list[str]) -> bool:
+    """No HOME, or an empty one (the last of duplicates counts), as runc decides it."""
+    home = next((e for e in reversed(env) if e.startswith("HOME=")), "")
+    return len(home) <= 5
+
+
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
                 seccomp: tuple[bytes, int, bool] | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
@@ -284,7 +293,8 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
     if seccomp and p.no_new_privileges and not seccomp[2]:
         # As late as possible, so the runtime's own syscalls are not filtered.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
-    plan.add("EXEC", "process.args", len(p.args), *p.args, len(p.env), *p.env)
+    env = [e for e in p.env if not e.startswith("HOME=")] if _needs_home(p.env) else p.env  # the child adds it
+    plan.add("EXEC", "process.args", len(p.args), *p.args, len(env), *env)
 
 
 def compile_create(

@@ -185,3 +185,19 @@ def test_cwd_steps(tmp_path):
     assert o.index("CHDIR_TRY") < o.index("SECCOMP") < o.index("SETUID")  # resolved before a filter is on
     o = ops(plan.compile_exec(c.process, []))
     assert "MKDIR_CWD" not in o and o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR")
+
+
+@pytest.mark.parametrize("env, lookup", [
+    ([], True), (["HOME="], True), (["HOME=/a", "HOME="], True), (["HOME=/a"], False), (["HOME=", "HOME=/b"], False),
+])
+def test_home_lookup_when_env_has_none(tmp_path, env, lookup):
+    c = cfg_for(tmp_path, lambda s: s["process"].update(env=["PATH=/bin", *env], user={"uid": 7, "gid": 7}))
+    p = plan.compile_create(c, listen_fd=5)
+    steps = {s.op: s.args for s in p.steps}
+    exec_env = list(steps["EXEC"][steps["EXEC"][0] + 2:])
+    if lookup:
+        assert steps["LOOKUP_HOME"] == (7,) and exec_env == ["PATH=/bin"]  # the child appends HOME
+        assert ops(p).index("PIVOT") < ops(p).index("LOOKUP_HOME") < ops(p).index("SETUID")
+    else:
+        assert "LOOKUP_HOME" not in steps and exec_env == ["PATH=/bin", *env]
+    assert c.process.env == ["PATH=/bin", *env]  # compiling does not change the process

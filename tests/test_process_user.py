@@ -90,3 +90,87 @@ def test_cwd_that_is_not_a_directory(rt, bundle, cwd):
     b.write()
     p = rt("run", "-b", b.path, b.id)
     assert p.returncode == 1 and "cwd" in p.err and "Not a directory" in p.err, p.err
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:user:/home/u:/bin/sh\nnohome:x:1001:1001\n"
+
+
+@pytest.mark.parametrize("uid, env, home", [
+    (0, [], "/root"),
+    (1000, [], "/home/u"),
+    (1001, [], ""),  # an entry without a home field: empty, as runc
+    (4242, [], "/"),  # no entry
+    (1000, ["HOME="], "/home/u"),  # empty counts as unset
+    (1000, ["HOME=/x", "HOME="], "/home/u"),  # the last one counts
+    (1000, ["HOME=/custom"], "/custom"),
+])
+def test_home_from_the_containers_passwd(runtime, bundle, uid, env, home):
+    b = bundle(["sh", "-c", 'echo "[$HOME]"; env | grep -c ^HOME='])
+    with open(os.path.join(b.rootfs, "etc", "passwd"), "w") as f:
+        f.write(PASSWD)
+    b.spec["process"]["user"] = {"uid": uid, "gid": uid}
+    b.spec["process"]["env"] = ["PATH=/bin", *env]
+    assert run(runtime, b).split("\n")[:2] == [f"[{home}]", "1"]
+
+
+def test_home_from_a_passwd_mounted_over_the_rootfs(runtime, bundle, tmp_path):
+    """podman bind-mounts its own /etc/passwd: HOME comes from what the container sees, not the image."""
+    pw = tmp_path / "passwd"
+    pw.write_text("u:x:1000:1000::/from/the/mount:/bin/sh\n")
+    b = bundle(["sh", "-c", 'echo "$HOME"'])
+    b.spec["mounts"].append({"destination": "/etc/passwd", "type": "bind", "source": str(pw), "options": ["bind"]})
+    b.spec["process"]["user"] = USER
+    assert run(runtime, b).split("\n")[0] == "/from/the/mount"
+
+
+def test_home_passwd_symlink_to_a_host_file_stays_inside(runtime, bundle, tmp_path):
+    """/etc/passwd → an absolute host path: it is read inside the root, where that path does not exist."""
+    pw = tmp_path / "hostpasswd"
+    pw.write_text("u:x:1000:1000::/host/home:/bin/sh\n")
+    b = bundle(["sh", "-c", 'echo "$HOME"'])
+    os.unlink(os.path.join(b.rootfs, "etc", "passwd"))
+    os.symlink(str(pw), os.path.join(b.rootfs, "etc", "passwd"))
+    b.spec["process"]["user"] = USER
+    assert run(runtime, b).split("\n")[0] == "/"
+
+
+def test_home_passwd_fifo_does_not_block(rt, bundle):
+    """A FIFO at /etc/passwd is not read (it would block the init): HOME is /. (runc would hang here.)"""
+    b = bundle(["sh", "-c", 'echo "$HOME"'])
+    os.unlink(os.path.join(b.rootfs, "etc", "passwd"))
+    os.mkfifo(os.path.join(b.rootfs, "etc", "passwd"))
+    b.spec["process"]["user"] = USER
+    b.write()
+    p = rt("run", "-b", b.path, b.id, timeout=20)
+    assert p.returncode == 0 and p.out == "/\n", p.err
+
+
+def test_home_long_lines_and_comments(rt, bundle):
+    """Lines longer than the reader's buffer are skipped, the next one still counts; '#' lines are comments."""
+    b = bundle(["sh", "-c", 'echo "$HOME"'])
+    with open(os.path.join(b.rootfs, "etc", "passwd"), "w") as f:
+        f.write("# 0:0:0:0:0:/comment\n" + "x" * 200000 + ":x:1000:1000::/too/long:/bin/sh\n"
+                + "  u:x:1000:1000::/home/u:/bin/sh  \n")
+    b.spec["process"]["user"] = USER
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 0 and p.out == "/home/u\n", (p.out, p.err)
+    b.spec["process"]["user"] = {"uid": 0, "gid": 0}
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 0 and p.out == "/\n", (p.out, p.err)  # the comment is no uid-0 entry
+
+
+def test_home_for_exec(runtime, bundle):
+    b = bundle(["sleep", "1000"])
+    with open(os.path.join(b.rootfs, "etc", "passwd"), "w") as f:
+        f.write(PASSWD)
+    b.spec["process"]["env"] = ["PATH=/bin"]
+    b.write()
+    p = runtime("run", "-d", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    p = runtime("exec", "--user", "1000:1000", b.id, "sh", "-c", 'echo "$HOME"')
+    assert p.returncode == 0 and p.out == "/home/u\n", (p.out, p.err)
+    p = runtime("exec", "--env", "HOME=/set", b.id, "sh", "-c", 'echo "$HOME"')
+    assert p.returncode == 0 and p.out == "/set\n", (p.out, p.err)
+    runtime("delete", "-f", b.id)
