@@ -13,6 +13,7 @@ struct child_ctx {
   uint32_t state_len;
   char exec_path[4096];   /* resolved by OP_FIND_EXEC */
   const char *home_env;   /* "HOME=..." from the container's passwd (OP_LOOKUP_HOME), added to the exec env */
+  unsigned long long console_rdev; /* the pty OP_CONSOLE made (0: none): the one terminal OP_CHOWN_STDIO chowns */
   const char *label;      /* current step's label, for errors */
   struct ocirun_trace *trace;         /* --trace only (OP_TRACE) */
   struct ocirun_trace_rec *trace_cur; /* the running step's record */
@@ -48,6 +49,7 @@ void do_mount_copyup(struct child_ctx *c, const struct ocirun_arg *a);
 /* proc.c */
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t nargs);
 void do_console(struct child_ctx *c, int sock, int rows, int cols);
+void do_chown_stdio(struct child_ctx *c, uid_t uid);
 void do_caps_bounding(struct child_ctx *c, uint64_t keep);
 void do_caps(struct child_ctx *c, uint64_t eff, uint64_t perm, uint64_t inh, uint64_t amb);
 void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int flags, int notify);

@@ -281,6 +281,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
   case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
   case OP_OPEN_CWD: c->cwd_fd = open_cwd(c, a[0].s); break;
   case OP_LOOKUP_HOME: do_lookup_home(c, a[0].i); break;
+  case OP_CHOWN_STDIO: do_chown_stdio(c, (uid_t)a[0].i); break;
   case OP_MKDIR_CWD: {
     int err, fd = c->root_fd >= 0 ? resolve_in_root(c->root_fd, a[0].s, 1, 0, &err) : (err = EBADF, -1);
     if (fd < 0) die(c, err, "create cwd %s", a[0].s);

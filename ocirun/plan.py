@@ -18,7 +18,7 @@ OPS = (
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
     "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
-    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME",
+    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME", "CHOWN_STDIO",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -253,6 +253,7 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     u = p.user
     if caps is not None:
         plan.add("KEEPCAPS", "process.user", 1)
+    plan.add("CHOWN_STDIO", "process.user.uid", u.uid)  # runc's setupUser: before the ids change
     plan.add("SETGROUPS", "process.user.additionalGids", len(u.additional_gids), *u.additional_gids)
     plan.add("SETGID", "process.user.gid", u.gid)
     plan.add("SETUID", "process.user.uid", u.uid)

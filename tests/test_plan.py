@@ -201,3 +201,11 @@ def test_home_lookup_when_env_has_none(tmp_path, env, lookup):
     else:
         assert "LOOKUP_HOME" not in steps and exec_env == ["PATH=/bin", *env]
     assert c.process.env == ["PATH=/bin", *env]  # compiling does not change the process
+
+
+def test_stdio_is_chowned_before_the_user_switch(tmp_path):
+    c = cfg_for(tmp_path, lambda s: s["process"].update(user={"uid": 1000, "gid": 1000}))
+    for p in (plan.compile_create(c, listen_fd=5, console_fd=7), plan.compile_exec(c.process, [], console_fd=7)):
+        o = ops(p)
+        assert o.index("CONSOLE") < o.index("CHOWN_STDIO") < o.index("SETGROUPS") < o.index("SETUID")
+        assert next(s.args for s in p.steps if s.op == "CHOWN_STDIO") == (1000,)

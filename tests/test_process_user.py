@@ -174,3 +174,119 @@ def test_home_for_exec(runtime, bundle):
     p = runtime("exec", "--env", "HOME=/set", b.id, "sh", "-c", 'echo "$HOME"')
     assert p.returncode == 0 and p.out == "/set\n", (p.out, p.err)
     runtime("delete", "-f", b.id)
+
+
+TTY_OWNER = 'stat -c "tty-owner:%u:%g:%a" "$(tty)"'
+
+
+class ConsoleSocket:
+    """A --console-socket listener: receives the pty master over SCM_RIGHTS, as containerd's shim does."""
+
+    def __init__(self, path: str) -> None:
+        import socket
+        import threading
+
+        self.path = path
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.fd = -1
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        import array
+        import socket
+
+        conn, _ = self.srv.accept()
+        fds = array.array("i")
+        _, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+        for _, _, data in anc:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        self.fd = fds[0]
+        conn.close()
+
+    def read_until(self, want: bytes, timeout: float = 10) -> bytes:
+        import select
+        import time
+
+        self.thread.join(timeout)
+        self.srv.close()
+        assert self.fd >= 0, "no pty master arrived"
+        out, end = b"", time.monotonic() + timeout
+        while want not in out and time.monotonic() < end:
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        os.close(self.fd)
+        return out
+
+
+def tty_owner(out: bytes) -> str:
+    line = next(ln for ln in out.decode(errors="replace").replace("\r", "").split("\n") if "tty-owner:" in ln)
+    return line[line.index("tty-owner:") + 10:].strip()
+
+
+def test_console_socket_pty_belongs_to_the_user(runtime, bundle, tmp_path):
+    """create --console-socket, uid 1000: the pty is the user's (the tty gid devpts gives it stays), as runc."""
+    b = bundle(["sh", "-c", TTY_OWNER + "; echo done-here"], terminal=True)
+    b.spec["process"]["user"] = USER
+    b.write()
+    cs = ConsoleSocket(str(tmp_path / "console.sock"))
+    p = runtime("create", "--console-socket", cs.path, "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert runtime("start", b.id).returncode == 0
+    assert tty_owner(cs.read_until(b"done-here")) == "1000:5:620"
+    runtime("delete", "-f", b.id)
+
+
+def test_relayed_tty_belongs_to_the_user(runtime, bundle):
+    """run with a terminal and no console socket (the runtime relays the pty), and exec -t in it."""
+    from test_tty import pty_run
+
+    b = bundle(["sh", "-c", TTY_OWNER], terminal=True)
+    b.spec["process"]["user"] = USER
+    b.write()
+    out, status = pty_run([*runtime.argv, "run", "-b", b.path, b.id])
+    assert status == 0, out
+    assert tty_owner(out) == "1000:5:620", out
+
+
+def test_exec_tty_belongs_to_the_user(runtime, bundle):
+    from test_tty import pty_run
+
+    b = bundle(["sleep", "1000"])
+    b.write()
+    p = runtime("run", "-d", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    out, status = pty_run([*runtime.argv, "exec", "-t", "--user", "1000:1000", b.id, "sh", "-c", TTY_OWNER])
+    assert status == 0, out
+    assert tty_owner(out) == "1000:5:620", out
+    runtime("delete", "-f", b.id)
+
+
+def test_stdio_pipes_belong_to_the_user(runtime, bundle):
+    """Without a terminal stdio is the caller's pipes or files (0600): chowned so the user can reopen
+    /dev/stdout (images link their logs there), as runc does."""
+    b = bundle(["sh", "-c", "stat -L -c %u /proc/self/fd/1; echo via-reopen >> /dev/stdout"])
+    b.spec["process"]["user"] = USER
+    out = run(runtime, b)
+    assert out.split("\n")[:2] == ["1000", "via-reopen"], out
+
+
+def test_callers_terminal_is_not_handed_to_the_user(rt, bundle):
+    """run without a terminal from the caller's own terminal: that tty is never chowned to the container's
+    uid (runc would: the caller's terminal would then belong to uid 1000 on the host)."""
+    from ocitest import ocirun_cmd
+    from test_tty import pty_run
+
+    b = bundle(["sh", "-c", "stat -L -c %u /proc/self/fd/1"])
+    b.spec["process"]["user"] = USER
+    b.write()
+    out, status = pty_run([*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id])
+    assert status == 0 and out.split()[-1] == b"0", out
