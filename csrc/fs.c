@@ -195,7 +195,23 @@ static int reopen(struct child_ctx *c, const char *dst, unsigned long long resol
   return fd;
 }
 
-void do_mount(struct child_ctx *c, const struct ocirun_arg *a) {
+/* A bind from the source copy the runtime made (args[9], see ocirun/mountsrc.py): args[10] is 2 when it must
+ * be used (id-mapped), 1 when only if our own bind of the path is refused (out of a user namespace's reach). */
+static int bind_source(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n, int dst_fd, const char *target) {
+  const char *src = a[0].s;
+  unsigned long flags = (unsigned long)a[3].i;
+  int src_fd = n > 10 ? (int)a[9].i : -1, mode = n > 10 ? (int)a[10].i : 0;
+  int r = -1;
+  if (src_fd < 0 || mode != 2) r = mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL);
+  if (r < 0 && src_fd >= 0 && (mode == 2 || errno == EACCES || errno == EPERM))
+    r = (int)syscall(SYS_move_mount, src_fd, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  int e = errno;
+  if (src_fd >= 0) close(src_fd);
+  errno = e;
+  return r;
+}
+
+void do_mount(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *src = a[0].s, *dst = a[1].s, *fstype = a[2].s, *data = a[4].s;
   unsigned long flags = (unsigned long)a[3].i, prop = (unsigned long)a[5].i;
   int kind = (int)a[6].i;
@@ -207,7 +223,7 @@ void do_mount(struct child_ctx *c, const struct ocirun_arg *a) {
   if (fd < 0) die(c, err, "mount point %s", dst);
   fdpath(target, sizeof target, fd);
   if (kind) {
-    if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0) die(c, errno, "bind mount %s on %s", src, dst);
+    if (bind_source(c, a, n, fd, target) < 0) die(c, errno, "bind mount %s on %s", src, dst);
     close(fd);
     unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if (rest) {

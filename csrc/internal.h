@@ -28,7 +28,7 @@ int send_msg(int fd, uint32_t type, int32_t value, const void *data, uint32_t le
 int resolve_in_root(int root_fd, const char *path, int create, int want_file, int *err);
 void do_propagate_root(struct child_ctx *c, unsigned long flags);
 void do_rootfs(struct child_ctx *c, const char *path, int bind, unsigned long parent_prop);
-void do_mount(struct child_ctx *c, const struct ocirun_arg *a);
+void do_mount(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n);
 void do_mknod(struct child_ctx *c, const struct ocirun_arg *a);
 void do_bind_dev(struct child_ctx *c, const char *host, const char *path);
 void do_symlink(struct child_ctx *c, const char *target, const char *path);

@@ -20,7 +20,8 @@ enum ocirun_op {
   OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", flags) */
   OP_ROOTFS,           /* path, bind[, parent propagation]: (make the mount holding it private/slave, bind it on
                           itself and) open it as the root of every later path */
-  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr */
+  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr
+                          [, source fd, 1: use it when the bind of src is refused | 2: always (id-mapped)] */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */
   OP_SYMLINK,          /* target, path */

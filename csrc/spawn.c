@@ -225,7 +225,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     break;
   case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
   case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i, n > 2 ? (unsigned long)a[2].i : 0); break;
-  case OP_MOUNT: do_mount(c, a); break;
+  case OP_MOUNT: do_mount(c, a, n); break;
   case OP_MOUNT_COPYUP: do_mount_copyup(c, a); break;
   case OP_MKNOD: do_mknod(c, a); break;
   case OP_BIND_DEV: do_bind_dev(c, a[0].s, a[1].s); break;
@@ -381,7 +381,7 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
   const unsigned char *p = (const unsigned char *)plan + 8, *end = (const unsigned char *)plan + len;
   uint32_t nsteps;
-  int keep[64], n = 0, first = 3;
+  int keep[1024], n = 0, first = 3;
   memcpy(&nsteps, plan + 4, 4);
   keep[n++] = sync_fd;
   for (uint32_t i = 0; i < nsteps; i++) {
@@ -390,10 +390,12 @@ static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
     if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0) return;
     for (uint32_t k = 0; k < nargs; k++) {
       if (read_arg(&p, end, &args_buf[k]) < 0) return;
-      if (k == 0 && args_buf[0].kind == ARG_INT && n < 64 &&
+      if (k == 0 && args_buf[0].kind == ARG_INT && n < 1024 &&
           ((op == OP_SETNS) || op == OP_CONSOLE || op == OP_WAIT_START))
         keep[n++] = (int)args_buf[0].i;
       if (k == 0 && op == OP_CLOSE_FDS) first = (int)args_buf[0].i;
+      if (k == 10 && op == OP_MOUNT && args_buf[9].kind == ARG_INT && args_buf[9].i >= 0 && n < 1024)
+        keep[n++] = (int)args_buf[9].i; /* a bind source the runtime opened (ocirun/mountsrc.py) */
     }
   }
   qsort(keep, n, sizeof keep[0], cmp_int);

@@ -88,7 +88,7 @@ class Hook:
 
 
 class Mount:
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
 
     def __init__(self, d: dict, path: str) -> None:
         self.destination = _str(d.get("destination"), f"{path}.destination")
@@ -97,6 +97,13 @@ class Mount:
         self.type = _str(d.get("type", ""), f"{path}.type")
         self.source = _str(d.get("source", ""), f"{path}.source")
         self.options = _strs(d.get("options", []), f"{path}.options")
+        # An id-mapped mount's own mapping (None: not given; the plan may take the container's).
+        self.uid_mappings = self.gid_mappings = None
+        for key in ("uidMappings", "gidMappings"):
+            if d.get(key) is not None:
+                maps = [IdMap(_obj(m, f"{path}.{key}[{i}]"), f"{path}.{key}[{i}]")
+                        for i, m in enumerate(_list(d[key], f"{path}.{key}"))]
+                setattr(self, "uid_mappings" if key == "uidMappings" else "gid_mappings", maps)
 
 
 class User:

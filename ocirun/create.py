@@ -188,6 +188,13 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
                                 cgroup=mgr.to_state(), seccomp=sec)
         if tr:
             tr.step("plan.compile", t, f"{len(p.steps)} steps")
+        if p.mount_sources:  # bind sources the init can't open itself (user namespace, id mapping)
+            from ocirun import mountsrc
+
+            t = tr and tr.now()
+            fds += mountsrc.open_sources(p)
+            if tr:
+                tr.step("mount sources", t, f"{len(p.mount_sources)} open_tree copies")
         data = {
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",

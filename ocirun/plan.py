@@ -8,7 +8,6 @@ import posix
 
 from ocirun import fspath
 from ocirun.config import DEVICE_IFMT, NAMESPACES, Config, Mount, Process, bad
-from ocirun.errors import OciError
 
 # Keep in sync with enum ocirun_op in csrc/plan.h.
 OPS = (
@@ -99,16 +98,33 @@ class Step:
         return f"Step({self.op!r}, {self.label!r}, {self.args!r})"
 
 
+class MountSource:
+    """A bind source the runtime opens for the child before the clone (ocirun.mountsrc): a detached copy of
+    `path`, id-mapped when `idmap` is set (uid_map and gid_map texts, or a user namespace to join's path).
+    Its fd goes into the MOUNT step's args[9]."""
+
+    __slots__ = ("step", "path", "recursive", "idmap", "idmap_recursive")
+
+    def __init__(self, step: Step, path: str, recursive: bool, idmap: tuple[str, str] | str | None,
+                 idmap_recursive: bool) -> None:
+        self.step = step
+        self.path = path
+        self.recursive = recursive
+        self.idmap = idmap
+        self.idmap_recursive = idmap_recursive
+
+
 class Plan:
     """Everything the C helper needs: the steps plus how to clone."""
 
-    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user")
+    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user", "mount_sources")
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.clone_flags = 0
         self.pidns_path = ""
         self.new_user = False
+        self.mount_sources: list[MountSource] = []
 
     def add(self, op: str, label: str, *args: int | str | bytes) -> None:
         self.steps.append(Step(op, label, *args))
@@ -164,20 +180,23 @@ def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, 
             s, c = RECURSIVE_ATTRS[o]
             attr_set = (attr_set | s) & ~c
             attr_clr |= c
-        elif o in ("idmap", "ridmap"):
-            raise OciError("config.json", f"{label}.options: {o}: idmapped mounts are not supported")
-        elif o == "tmpcopyup":
-            pass  # not a mount(2) option: _mount_steps copies the hidden directory into a tmpfs
+        elif o in ("tmpcopyup", "idmap", "ridmap"):
+            pass  # not mount(2) options: _mount_steps copies into a tmpfs, or id-maps a bind (MountSource)
         else:
             data.append(o)
     return flags, prop, ",".join(data), attr_set, attr_clr
 
 
-def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) -> bool:
+def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
+                 userns_idmap: tuple[str, str] | str | None = None) -> bool:
     """The steps of one mount; True when it is mounted read-write now and made read-only once the rootfs
-    is set up (runc's finalizeRootfs: a tmpfs, or /dev, still gets files and mounts under it)."""
+    is set up (runc's finalizeRootfs: a tmpfs, or /dev, still gets files and mounts under it).
+
+    `userns_idmap`: the container's user namespace as an id mapping (its maps, or the path of the one it
+    joins), what `idmap`/`ridmap` without mappings of their own map through."""
     flags, prop, data, aset, aclr = parse_mount_options(m.options, label)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
+    idmap = _mount_idmap(m, label, is_bind, userns_idmap)
     if m.type in ("proc", "sysfs") and not is_bind:
         want = "/proc" if m.type == "proc" else "/sys"
         if fspath.normpath(m.destination) != want:
@@ -193,7 +212,16 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         except ValueError:
             raise bad(f"{label}.source", f"{src!r}: contains a NUL byte") from None
-        plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
+        if idmap is None and not plan.new_user:
+            plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
+            return False
+        # From a user namespace the source may be out of reach (a 0700 parent owned by the host's root):
+        # the runtime opens a copy of it beforehand, used when the child's own bind is refused (runc's
+        # procMountPlease); an id-mapped bind always comes from such a copy, mapped by the runtime.
+        st = Step("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr, -1,
+                  2 if idmap is not None else 1)
+        plan.steps.append(st)
+        plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
         return False
     later_ro = bool(flags & MS_RDONLY) and (m.type == "tmpfs" or fspath.normpath(m.destination) == "/dev")
     if later_ro:
@@ -203,6 +231,27 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
     op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
     plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
     return later_ro
+
+
+def _map_text(maps: list) -> str:
+    return "".join(f"{x.container_id} {x.host_id} {x.size}\n" for x in maps)
+
+
+def _mount_idmap(m: Mount, label: str, is_bind: bool,
+                 userns_idmap: tuple[str, str] | str | None) -> tuple[str, str] | str | None:
+    """An id-mapped mount's mapping (runc 1.2's rules), or None when the mount is not id-mapped."""
+    flagged = "idmap" in m.options or "ridmap" in m.options
+    if not flagged and m.uid_mappings is None and m.gid_mappings is None:
+        return None
+    if not is_bind:
+        raise bad(label, "id-mapped mounts are only supported for bind mounts")
+    if m.uid_mappings is None and m.gid_mappings is None:
+        if userns_idmap is None:
+            raise bad(label, "id-mapped mounts must have both uidMappings and gidMappings (or a user namespace)")
+        return userns_idmap
+    if not m.uid_mappings or not m.gid_mappings:
+        raise bad(label, "id-mapped mounts must have both uidMappings and gidMappings")
+    return _map_text(m.uid_mappings), _map_text(m.gid_mappings)
 
 
 def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: dict) -> None:
@@ -368,8 +417,11 @@ def compile_create(
     # The mount holding the rootfs must not be shared: pivot_root refuses it and the rootfs bind would
     # propagate to the host (runc's rootfsParentMountPropagation).
     plan.add("ROOTFS", "root.path", cfg.root_path, 1, MS_SLAVE if root_prop & MS_SLAVE else MS_PRIVATE)
+    user_ns = cfg.ns("user")
+    userns_idmap = None if user_ns is None else user_ns.path or (_map_text(lx.uid_mappings),
+                                                                _map_text(lx.gid_mappings))
     remount_ro = [(f"mounts[{i}]", m.destination) for i, m in enumerate(cfg.mounts)
-                  if _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})]
+                  if _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {}, userns_idmap)]
     if not _dev_is_bound(cfg):
         _dev_steps(plan, cfg)
     _hook_sync(plan, cfg)

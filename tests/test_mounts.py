@@ -195,3 +195,67 @@ def test_bound_dev_gets_no_nodes(runtime, bundle, tmp_path):
     p = runtime("run", "-b", b.path, b.id)
     assert p.returncode == 0, p.err
     assert p.out.split() == ["marker", "null"] and sorted(os.listdir(devdir)) == ["marker", "null"]
+
+
+# ---------------------------------------------------------------- user namespaces, id-mapped mounts
+
+HOST_ROOT = 100000  # what the containers' user namespaces map their root to
+
+
+def in_userns(b, host: int = HOST_ROOT) -> None:  # noqa: ANN001
+    """A user namespace mapping root to an unprivileged host uid: the rootfs becomes its own, pytest's 0700
+    dirs searchable (the bind sources below them are not made so)."""
+    b.spec["linux"]["namespaces"].append({"type": "user"})
+    b.spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    b.spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": 65536}]
+    os.chown(b.rootfs, host, host)
+    d = b.path
+    while d != "/":
+        os.chmod(d, os.stat(d).st_mode | 0o055)
+        d = os.path.dirname(d)
+
+
+@pytest.fixture
+def hidden_source(tmp_path):  # noqa: ANN001, ANN201
+    """<tmp>/secret (0700, root's) / data / f: out of reach of the mapped root."""
+    d = tmp_path / "secret" / "data"
+    d.mkdir(parents=True)
+    (d / "f").write_text("behind a 0700 dir\n")
+    os.chmod(d, 0o755)
+    os.chmod(d / "f", 0o644)
+    os.chmod(tmp_path / "secret", 0o700)
+    return str(d)
+
+
+@pytest.mark.parametrize("option", ["bind", "rbind"])
+def test_userns_bind_source_out_of_reach(runtime, bundle, hidden_source, option):
+    """The mapped root may not search <tmp>/secret: the runtime opens the source first (open_tree) and the
+    init attaches that copy (it used to fail with EACCES), as runc."""
+    b = bundle(["sh", "-c", "cat /data/f; awk '$5 == \"/data\" {print $4}' /proc/self/mountinfo"])
+    in_userns(b)
+    b.spec["mounts"].append({"destination": "/data", "type": "bind", "source": hidden_source,
+                             "options": [option, "ro"]})
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    assert p.out.split("\n")[:2] == ["behind a 0700 dir", hidden_source], p.out
+
+
+def test_userns_reachable_bind_keeps_its_locks(rt, bundle, tmp_path):
+    """A source the mapped root can reach is bound by the init itself, from the copy of the host's mount its
+    namespace got: the host's read-only flag stays locked (the container's root can't remount it rw)."""
+    src = tmp_path / "open"
+    src.mkdir()
+    os.chmod(src, 0o755)
+    subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(src)], check=True)
+    try:
+        b = bundle(["sh", "-c", "mount -o remount,bind,rw /data 2>&1 || echo still-ro"])
+        in_userns(b)
+        b.spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(src), "options": ["bind"]})
+        for k in ("bounding", "effective", "permitted"):
+            b.spec["process"]["capabilities"][k] = SYS_ADMIN
+        b.write()
+        p = rt("run", "-b", b.path, b.id)
+        assert p.returncode == 0 and "still-ro" in p.out, (p.out, p.err)
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=False)
