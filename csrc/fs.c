@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ocirun.h"
 
 #ifndef MOUNT_ATTR_SIZE_VER0
 #define MOUNT_ATTR_SIZE_VER0 32
@@ -195,18 +196,39 @@ static int reopen(struct child_ctx *c, const char *dst, unsigned long long resol
   return fd;
 }
 
-/* A bind from the source copy the runtime made (args[9], see ocirun/mountsrc.py): args[10] is 2 when it must
- * be used (id-mapped), 1 when only if our own bind of the path is refused (out of a user namespace's reach). */
+/* The source of a bind we may not reach (a user namespace's root, a 0700 parent): the runtime opens it inside
+ * our mount namespace with its own privileges and sends the fd (runc's procMountPlease). Binding from that
+ * fd copies our namespace's mount of it, whose flags stay locked as the host set them. */
+static int source_from_runtime(struct child_ctx *c) {
+  struct ocirun_msg m;
+  if (c->sync_fd < 0) return errno = EACCES, -1;
+  if (send_msg(c->sync_fd, MSG_MOUNT, 0, c->label, (uint32_t)strlen(c->label)) < 0) die(c, errno, "ask the runtime for the source");
+  int fd = ocirun_recv_fd(c->sync_fd, (char *)&m, sizeof m);
+  if (fd < 0 || m.type != MSG_GO) _exit(1); /* the runtime gave up: it reports why */
+  return fd;
+}
+
+/* args[9], args[10] (see plan.h): mode 1, the runtime's help when our own bind of the path is refused;
+ * mode 2, the id-mapped copy the runtime made before the clone (ocirun/mountsrc.py), attached as it is. */
 static int bind_source(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n, int dst_fd, const char *target) {
   const char *src = a[0].s;
-  unsigned long flags = (unsigned long)a[3].i;
+  unsigned long rec = (unsigned long)a[3].i & MS_REC;
   int src_fd = n > 10 ? (int)a[9].i : -1, mode = n > 10 ? (int)a[10].i : 0;
-  int r = -1;
-  if (src_fd < 0 || mode != 2) r = mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL);
-  if (r < 0 && src_fd >= 0 && (mode == 2 || errno == EACCES || errno == EPERM))
-    r = (int)syscall(SYS_move_mount, src_fd, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (mode == 2) {
+    int r = (int)syscall(SYS_move_mount, src_fd, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    int e = errno;
+    close(src_fd);
+    errno = e;
+    return r;
+  }
+  int r = mount(src, target, NULL, MS_BIND | rec, NULL);
+  if (r == 0 || mode != 1 || (errno != EACCES && errno != EPERM)) return r;
+  int fd = source_from_runtime(c);
+  char p[64];
+  fdpath(p, sizeof p, fd);
+  r = mount(p, target, NULL, MS_BIND | rec, NULL);
   int e = errno;
-  if (src_fd >= 0) close(src_fd);
+  close(fd);
   errno = e;
   return r;
 }

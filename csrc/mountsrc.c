@@ -1,10 +1,11 @@
-/* Bind-mount sources made by the runtime, in its own namespaces and with its own privileges, for a child
- * that cannot make them itself: a detached copy of the source (open_tree(OPEN_TREE_CLONE)) the child later
- * attaches with move_mount, optionally id-mapped (mount_setattr(MOUNT_ATTR_IDMAP)) through a user namespace
- * that exists only to carry the mapping. Called from Python (ocirun/mountsrc.py) before the clone. */
+/* Bind-mount sources the runtime makes, with its own privileges, for a child that cannot make them itself
+ * (called from ocirun/mountsrc.py): an id-mapped detached copy (open_tree(OPEN_TREE_CLONE) +
+ * mount_setattr(MOUNT_ATTR_IDMAP) through a user namespace that exists only to carry the mapping) the child
+ * attaches with move_mount; or an O_PATH fd of a source opened inside the child's mount namespace. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -83,4 +84,11 @@ int ocirun_userns_fd(const char *uid_map, const char *gid_map) {
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
   }
   return r;
+}
+
+int ocirun_open_in_root(int root_fd, const char *path) {
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  while (*path == '/') path++;
+  int fd = (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof how);
+  return fd < 0 ? -errno : fd;
 }

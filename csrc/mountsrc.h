@@ -10,4 +10,6 @@ int ocirun_idmap_mount(int tree_fd, int userns_fd, int recursive);
 
 /* An fd of a new user namespace with these uid_map/gid_map contents ("inside outside count\n" lines). */
 int ocirun_userns_fd(const char *uid_map, const char *gid_map);
+/* O_PATH fd of `path` resolved with root_fd as its root (a child's /proc/PID/root: its mount namespace). */
+int ocirun_open_in_root(int root_fd, const char *path);
 #endif

@@ -21,7 +21,8 @@ enum ocirun_op {
   OP_ROOTFS,           /* path, bind[, parent propagation]: (make the mount holding it private/slave, bind it on
                           itself and) open it as the root of every later path */
   OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr
-                          [, source fd, 1: use it when the bind of src is refused | 2: always (id-mapped)] */
+                          [, source fd, mode: 1 = when the bind of src is refused, ask the runtime for the
+                          source (MSG_MOUNT); 2 = attach the fd (an id-mapped copy) with move_mount] */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */
   OP_SYMLINK,          /* target, path */
@@ -99,7 +100,8 @@ struct ocirun_step {
 };
 
 /* Sync protocol messages between the Python parent and the child. */
-enum { MSG_SYNC = 1, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_GO = 100, MSG_ABORT };
+/* MSG_MOUNT: "give me the source of the bind mount <label>" (payload); answered by MSG_GO carrying an fd. */
+enum { MSG_SYNC = 1, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT, MSG_GO = 100, MSG_ABORT };
 struct ocirun_msg {
   uint32_t type;
   int32_t value;

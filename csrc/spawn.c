@@ -395,7 +395,7 @@ static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
         keep[n++] = (int)args_buf[0].i;
       if (k == 0 && op == OP_CLOSE_FDS) first = (int)args_buf[0].i;
       if (k == 10 && op == OP_MOUNT && args_buf[9].kind == ARG_INT && args_buf[9].i >= 0 && n < 1024)
-        keep[n++] = (int)args_buf[9].i; /* a bind source the runtime opened (ocirun/mountsrc.py) */
+        keep[n++] = (int)args_buf[9].i; /* an id-mapped bind source the runtime made (ocirun/mountsrc.py) */
     }
   }
   qsort(keep, n, sizeof keep[0], cmp_int);

@@ -99,13 +99,13 @@ class Step:
 
 
 class MountSource:
-    """A bind source the runtime opens for the child before the clone (ocirun.mountsrc): a detached copy of
-    `path`, id-mapped when `idmap` is set (uid_map and gid_map texts, or a user namespace to join's path).
-    Its fd goes into the MOUNT step's args[9]."""
+    """An id-mapped bind source the runtime makes for the child before the clone (ocirun.mountsrc): a
+    detached copy of `path` mapped through `idmap` (uid_map and gid_map texts, or the path of a user
+    namespace). Its fd goes into the MOUNT step's args[9]."""
 
     __slots__ = ("step", "path", "recursive", "idmap", "idmap_recursive")
 
-    def __init__(self, step: Step, path: str, recursive: bool, idmap: tuple[str, str] | str | None,
+    def __init__(self, step: Step, path: str, recursive: bool, idmap: tuple[str, str] | str,
                  idmap_recursive: bool) -> None:
         self.step = step
         self.path = path
@@ -212,16 +212,18 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         except ValueError:
             raise bad(f"{label}.source", f"{src!r}: contains a NUL byte") from None
-        if idmap is None and not plan.new_user:
-            plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
-            return False
-        # From a user namespace the source may be out of reach (a 0700 parent owned by the host's root):
-        # the runtime opens a copy of it beforehand, used when the child's own bind is refused (runc's
-        # procMountPlease); an id-mapped bind always comes from such a copy, mapped by the runtime.
-        st = Step("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr, -1,
-                  2 if idmap is not None else 1)
-        plan.steps.append(st)
-        plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
+        args = (src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
+        if idmap is not None:
+            # Mapped by the runtime on a detached copy it makes before the clone; the init attaches it.
+            st = Step("MOUNT", label, *args, -1, 2)
+            plan.steps.append(st)
+            plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
+        elif plan.new_user:
+            # From a user namespace the source may be out of reach (a 0700 parent owned by the host's root):
+            # when the init's bind is refused it asks the runtime to open it (runc's procMountPlease).
+            plan.add("MOUNT", label, *args, -1, 1)
+        else:
+            plan.add("MOUNT", label, *args)
         return False
     later_ro = bool(flags & MS_RDONLY) and (m.type == "tmpfs" or fspath.normpath(m.destination) == "/dev")
     if later_ro:

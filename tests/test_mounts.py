@@ -259,3 +259,17 @@ def test_userns_reachable_bind_keeps_its_locks(rt, bundle, tmp_path):
         assert p.returncode == 0 and "still-ro" in p.out, (p.out, p.err)
     finally:
         subprocess.run(["umount", "-l", str(src)], check=False)
+
+
+def test_userns_bind_source_the_runtime_cannot_open_either(rt, bundle, hidden_source):
+    """The runtime opens a requested source inside the init's root without magic links: a source reached
+    through /proc/self/root fails create with one line naming the mount, and leaves nothing behind."""
+    b = bundle(["true"])
+    in_userns(b)
+    src = "/proc/self/root" + hidden_source
+    b.spec["mounts"].append({"destination": "/data", "type": "bind", "source": src, "options": ["rbind"]})
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 1, p.err
+    assert p.err.startswith(f"ocirun: mounts[7].source: {src}: ") and p.err.count("\n") == 1, p.err
+    assert not [n for n in os.listdir(rt.root) if not n.startswith(".")]
