@@ -273,3 +273,24 @@ def test_userns_bind_source_the_runtime_cannot_open_either(rt, bundle, hidden_so
     assert p.returncode == 1, p.err
     assert p.err.startswith(f"ocirun: mounts[7].source: {src}: ") and p.err.count("\n") == 1, p.err
     assert not [n for n in os.listdir(rt.root) if not n.startswith(".")]
+
+
+def test_userns_out_of_reach_source_keeps_its_locks(rt, bundle, hidden_source):
+    """Bound from the fd the runtime opened in the init's namespace: still that namespace's (locked) copy of
+    the host's read-only mount, so the container's root can't make it writable."""
+    os.chmod(hidden_source, 0o777)  # only the mount's read-only flag stands in the way of a write
+    subprocess.run(["mount", "--bind", "-o", "ro", hidden_source, hidden_source], check=True)
+    try:
+        b = bundle(["sh", "-c", "cat /data/f; mount -o remount,bind,rw /data 2>/dev/null || echo still-ro;"
+                    " touch /data/x 2>/dev/null || echo not-writable"])
+        in_userns(b)
+        b.spec["mounts"].append({"destination": "/data", "type": "bind", "source": hidden_source,
+                                 "options": ["bind"]})
+        for k in ("bounding", "effective", "permitted"):
+            b.spec["process"]["capabilities"][k] = SYS_ADMIN
+        b.write()
+        p = rt("run", "-b", b.path, b.id)
+        assert p.returncode == 0, p.err
+        assert p.out.split("\n")[:3] == ["behind a 0700 dir", "still-ro", "not-writable"], p.out
+    finally:
+        subprocess.run(["umount", "-l", hidden_source], check=False)
