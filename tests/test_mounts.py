@@ -294,3 +294,120 @@ def test_userns_out_of_reach_source_keeps_its_locks(rt, bundle, hidden_source):
         assert p.out.split("\n")[:3] == ["behind a 0700 dir", "still-ro", "not-writable"], p.out
     finally:
         subprocess.run(["umount", "-l", hidden_source], check=False)
+
+
+@pytest.fixture
+def owned_tree(tmp_path):  # noqa: ANN001, ANN201
+    """<tmp>/idsrc with files owned by host ids 0:0, 1:1 and 1000:1001, and a submount <tmp>/idsrc/sub (a
+    file 0:0) bound there from elsewhere."""
+    d = tmp_path / "idsrc"
+    (d / "sub").mkdir(parents=True)
+    for name, (u, g) in {"root.txt": (0, 0), "one.txt": (1, 1), "user.txt": (1000, 1001)}.items():
+        (d / name).write_text(name)
+        os.chown(d / name, u, g)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "inner.txt").write_text("inner")
+    subprocess.run(["mount", "--bind", str(other), str(d / "sub")], check=True)
+    for p in (tmp_path, d, other):
+        os.chmod(p, 0o755)
+    yield str(d)
+    subprocess.run(["umount", "-l", str(d / "sub")], check=False)
+
+
+def needs_idmap(runtime) -> None:  # noqa: ANN001
+    if runtime.name == "runc" and runc_version() < (1, 2):
+        pytest.skip("runc < 1.2 has no id-mapped mounts")
+
+
+STAT = "for f in /m/root.txt /m/one.txt /m/user.txt /m/sub/inner.txt; do stat -c '%n=%u:%g' $f; done"
+
+
+def idmap_mount(source: str, options: list[str], uid: list | None = None, gid: list | None = None) -> dict:
+    m = {"destination": "/m", "type": "bind", "source": source, "options": options}
+    if uid is not None:
+        m["uidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in uid]
+    if gid is not None:
+        m["gidMappings"] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in gid]
+    return m
+
+
+def stat_out(out: str) -> dict[str, str]:
+    return dict(ln.split("=", 1) for ln in out.split() if ln.startswith("/m/"))
+
+
+def test_idmapped_mount_without_userns(runtime, bundle, owned_tree):
+    """Files owned by host ids 0, 1, 1000 appear as hostID + (id - containerID): 100000, 100001, 101000."""
+    needs_idmap(runtime)
+    b = bundle(["sh", "-c", f"({STAT}) > /dev/shm/out; touch /dev/shm/done; sleep 1000"])
+    b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind"], [(0, 100000, 65536)], [(0, 200000, 65536)]))
+    b.write()
+    p = runtime("run", "-d", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    pid = runtime.pid(b.id)
+    end = time.monotonic() + 10
+    while not os.path.exists(f"/proc/{pid}/root/dev/shm/done") and time.monotonic() < end:
+        time.sleep(0.02)
+    with open(f"/proc/{pid}/root/dev/shm/out") as f:
+        st = stat_out(f.read())
+    assert st["/m/root.txt"] == "100000:200000" and st["/m/one.txt"] == "100001:200001"
+    assert st["/m/user.txt"] == "101000:201001"
+    assert st["/m/sub/inner.txt"] == "0:0"  # idmap (not ridmap): the submount keeps its ids
+    # From outside: the init's mount table has /m id-mapped, the submount not; the host's files are unchanged.
+    assert "idmapped" in mount_options_of(pid, "/m") and "idmapped" not in mount_options_of(pid, "/m/sub")
+    assert os.stat(os.path.join(owned_tree, "root.txt")).st_uid == 0
+    runtime("delete", "-f", b.id)
+
+
+def test_idmapped_mount_in_userns(runtime, bundle, owned_tree):
+    """With the container's own mapping (0 → 100000): the container sees the host's 0 and 1000 as 0 and 1000,
+    and what it writes lands on disk as itself (0:0 for its root)."""
+    needs_idmap(runtime)
+    b = bundle(["sh", "-c", STAT + "; touch /m/new && stat -c '/m/new=%u:%g' /m/new"])
+    in_userns(b)
+    b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind"], [(0, HOST_ROOT, 65536)], [(0, HOST_ROOT, 65536)]))
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    st = stat_out(p.out)
+    assert st["/m/root.txt"] == "0:0" and st["/m/user.txt"] == "1000:1001" and st["/m/new"] == "0:0", p.out
+    assert st["/m/sub/inner.txt"] == "65534:65534"  # not mapped: host root is nobody in the userns
+    new = os.stat(os.path.join(owned_tree, "new"))
+    assert (new.st_uid, new.st_gid) == (0, 0)
+
+
+@pytest.mark.parametrize("option, inner", [("idmap", "65534:65534"), ("ridmap", "0:0")])
+def test_idmap_option_takes_the_containers_mapping(runtime, bundle, owned_tree, option, inner):
+    """idmap/ridmap with no mapping of their own map through the container's user namespace; ridmap maps
+    the submounts of an rbind too."""
+    needs_idmap(runtime)
+    b = bundle(["sh", "-c", STAT])
+    in_userns(b)
+    b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind", option]))
+    b.write()
+    p = runtime("run", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    st = stat_out(p.out)
+    assert st["/m/root.txt"] == "0:0" and st["/m/one.txt"] == "1:1" and st["/m/sub/inner.txt"] == inner, p.out
+
+
+@pytest.mark.parametrize("mount, why", [
+    ({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]},
+     "mounts[7]: id-mapped mounts are only supported for bind mounts"),
+    ({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind"],
+      "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]},
+     "mounts[7]: id-mapped mounts must have both uidMappings and gidMappings"),
+    ({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]},
+     "mounts[7]: id-mapped mounts must have both uidMappings and gidMappings (or a user namespace)"),
+    ({"destination": "/m", "type": "bind", "source": "/proc", "options": ["bind"],
+      "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+      "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]},
+     "mounts[7]: id-mapping /proc: invalid argument (the filesystem may not support id-mapped mounts)"),
+])
+def test_idmapped_mount_errors(rt, bundle, mount, why):
+    b = bundle(["true"])
+    b.spec["mounts"].append(mount)
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 1 and p.err in (f"ocirun: config.json: {why}\n", f"ocirun: {why}\n"), p.err
+    assert not [n for n in os.listdir(rt.root) if not n.startswith(".")] if os.path.isdir(rt.root) else True
