@@ -208,3 +208,45 @@ def test_stdio_is_chowned_before_the_user_switch(tmp_path):
         o = ops(p)
         assert o.index("CONSOLE") < o.index("CHOWN_STDIO") < o.index("SETGROUPS") < o.index("SETUID")
         assert next(s.args for s in p.steps if s.op == "CHOWN_STDIO") == (1000,)
+
+
+def test_bind_sources_for_user_namespaces_and_id_mappings(tmp_path):
+    """A plain bind: 9 args. In a user namespace: mode 1 (ask the runtime when refused). Id-mapped: mode 2 and
+    a MountSource the runtime fills before the clone, with the mount's own or the container's mapping."""
+    src = str(tmp_path)
+
+    def m(s: dict) -> None:
+        s["mounts"] += [
+            {"destination": "/a", "type": "bind", "source": src, "options": ["rbind"]},
+            {"destination": "/b", "type": "bind", "source": src, "options": ["bind"],
+             "uidMappings": [{"containerID": 0, "hostID": 5, "size": 2}],
+             "gidMappings": [{"containerID": 1, "hostID": 7, "size": 3}]},
+            {"destination": "/c", "type": "bind", "source": src, "options": ["rbind", "ridmap"]},
+        ]
+    mounts = lambda p: {s.args[1]: s.args for s in p.steps if s.op == "MOUNT"}  # noqa: E731
+    with pytest.raises(OciError, match=r"mounts\[9\]: .*\(or a user namespace\)"):
+        plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+
+    def plain(s: dict) -> None:
+        m(s)
+        s["mounts"].pop()
+    p = plan.compile_create(cfg_for(tmp_path, plain), listen_fd=5)
+    assert len(mounts(p)["/a"]) == 9 and mounts(p)["/b"][9:] == (-1, 2)
+    assert [(ms.path, ms.recursive, ms.idmap, ms.idmap_recursive) for ms in p.mount_sources] == [
+        (src, False, ("0 5 2\n", "1 7 3\n"), False)]
+
+    def userns(s: dict) -> None:
+        m(s)
+        s["linux"]["namespaces"].append({"type": "user"})
+        s["linux"]["uidMappings"] = s["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    p = plan.compile_create(cfg_for(tmp_path, userns), listen_fd=5)
+    assert mounts(p)["/a"][9:] == (-1, 1) and mounts(p)["/c"][9:] == (-1, 2)
+    assert [(ms.step.args[1], ms.recursive, ms.idmap, ms.idmap_recursive) for ms in p.mount_sources] == [
+        ("/b", False, ("0 5 2\n", "1 7 3\n"), False), ("/c", True, ("0 1000 10\n", "0 1000 10\n"), True)]
+    executor_check(p)
+
+
+def executor_check(p: plan.Plan) -> None:
+    from ocirun import executor
+
+    executor.check(p)
