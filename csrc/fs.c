@@ -384,7 +384,92 @@ void do_remount_ro(struct child_ctx *c, const char *path) {
   close(fd);
 }
 
+/* mountinfo's octal escapes (\040 for a space...) undone in place. */
+static void unescape(char *s) {
+  char *o = s;
+  for (; *s; s++) {
+    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+      *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+      s += 3;
+    } else {
+      *o++ = *s;
+    }
+  }
+  *o = 0;
+}
+
+/* The mount points of full (root "/") proc and sysfs mounts outside `rootfs`, NUL-separated into out. */
+static size_t full_proc_sysfs_mounts(struct child_ctx *c, const char *rootfs, char *out, size_t cap) {
+  int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(c, errno, "open /proc/self/mountinfo");
+  char buf[65536];
+  size_t have = 0, used = 0, rlen = strlen(rootfs);
+  int eof = 0;
+  while (!eof) {
+    ssize_t r;
+    do r = read(fd, buf + have, sizeof buf - 1 - have); while (r < 0 && errno == EINTR);
+    if (r < 0) die(c, errno, "read /proc/self/mountinfo");
+    if (r == 0) eof = 1;
+    have += (size_t)r;
+    size_t start = 0;
+    char *nl;
+    while ((nl = memchr(buf + start, '\n', have - start))) {
+      *nl = 0;
+      /* id parent major:minor root mountpoint opts [optional...] - fstype source superopts */
+      char *f[5], *p = buf + start, *sep = strstr(p, " - ");
+      int k = 0;
+      for (char *t = p; k < 5 && t && *t; k++) {
+        f[k] = t;
+        t = strchr(t, ' ');
+        if (t) *t++ = 0;
+      }
+      start = (size_t)(nl - buf) + 1;
+      if (k < 5 || !sep || strcmp(f[3], "/")) continue;
+      char *fstype = sep + 3, *sp = strchr(fstype, ' ');
+      if (sp) *sp = 0;
+      if (strcmp(fstype, "proc") && strcmp(fstype, "sysfs")) continue;
+      unescape(f[4]);
+      size_t n = strlen(f[4]);
+      if (!strncmp(f[4], rootfs, rlen) && (f[4][rlen] == '/' || !f[4][rlen])) continue; /* the container's */
+      if (used + n + 1 > cap) die(c, ENOBUFS, "too many proc/sysfs mounts to hide");
+      memcpy(out + used, f[4], n + 1);
+      used += n + 1;
+    }
+    if (start == 0 && have == sizeof buf - 1) die(c, ENAMETOOLONG, "a mountinfo line");
+    memmove(buf, buf + start, have - start);
+    have -= start;
+  }
+  close(fd);
+  return used;
+}
+
+/* --no-pivot: the host's own proc and sysfs mounts stay in our mount namespace behind the chroot, and while
+ * a full unmasked procfs is visible there the kernel lets a user namespace of the container mount a fresh
+ * one (unshare -mrpf; mount -t proc). Detach them first (a tmpfs over one we may not unmount), as runc's
+ * msMoveRoot; slave first so the unmount can't reach the host. */
+static void hide_host_proc_sysfs(struct child_ctx *c) {
+  static char paths[65536];
+  char rootfs[4096], fdp[64];
+  fdpath(fdp, sizeof fdp, c->root_fd);
+  ssize_t n = readlink(fdp, rootfs, sizeof rootfs - 1);
+  if (n < 0) die(c, errno, "rootfs path");
+  rootfs[n] = 0;
+  size_t used = full_proc_sysfs_mounts(c, rootfs, paths, sizeof paths);
+  for (size_t off = 0; off < used; off += strlen(paths + off) + 1) {
+    const char *p = paths + off;
+    if (mount(NULL, p, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+      if (errno == ENOENT) continue; /* gone with a parent we detached already */
+      die(c, errno, "make %s rslave", p);
+    }
+    if (umount2(p, MNT_DETACH) < 0) {
+      if (errno != EINVAL && errno != EPERM) die(c, errno, "unmount %s", p);
+      if (mount("tmpfs", p, "tmpfs", 0, NULL) < 0) die(c, errno, "cover %s", p);
+    }
+  }
+}
+
 void do_pivot(struct child_ctx *c, int no_pivot) {
+  if (no_pivot == 1) hide_host_proc_sysfs(c);
   if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
   if (no_pivot == 2) { /* no mount namespace: nothing to move */
     if (chroot(".") < 0) die(c, errno, "chroot");

@@ -411,3 +411,32 @@ def test_idmapped_mount_errors(rt, bundle, mount, why):
     p = rt("run", "-b", b.path, b.id)
     assert p.returncode == 1 and p.err in (f"ocirun: config.json: {why}\n", f"ocirun: {why}\n"), p.err
     assert not [n for n in os.listdir(rt.root) if not n.startswith(".")] if os.path.isdir(rt.root) else True
+
+
+# ---------------------------------------------------------------- --no-pivot
+
+ATTACK = "mount -t proc none /proc && echo fresh-proc-mounted"
+
+
+@pytest.mark.parametrize("no_pivot", [False, True])
+def test_no_pivot_does_not_expose_a_bare_proc(runtime, bundle, no_pivot):
+    """unshare -mrpf (new user, mount and pid namespaces) then a fresh procfs: the kernel allows it only
+    when a full, unmasked proc mount is visible in the mount namespace. With --no-pivot the host's /proc
+    is still there behind the chroot unless the runtime takes it away (runc's msMoveRoot does)."""
+    b = bundle(["unshare", "-mrpf", "sh", "-c", ATTACK])
+    for k in ("bounding", "permitted", "effective"):
+        b.spec["process"]["capabilities"][k].append("CAP_SETFCAP")  # unshare -r maps root
+    b.write()
+    p = runtime("run", *(["--no-pivot"] if no_pivot else []), "-b", b.path, b.id)
+    assert "fresh-proc-mounted" not in p.out, (p.out, p.err)
+    assert p.returncode != 0 and "permission denied" in (p.out + p.err).lower(), (p.out, p.err)
+
+
+def test_no_pivot_container_still_works(runtime, bundle):
+    """With the host's proc and sysfs detached before the move, the container's own /proc and /sys serve."""
+    b = bundle(["sh", "-c", "cat /proc/self/stat >/dev/null && ls /sys/kernel >/dev/null && echo ok;"
+                " awk '$9 == \"proc\" || $9 == \"sysfs\" {print $5}' /proc/self/mountinfo"])
+    p = runtime("run", "--no-pivot", "-b", b.path, b.id)
+    assert p.returncode == 0, p.err
+    out = p.out.split()
+    assert out[0] == "ok" and "/proc" in out and "/sys" in out, p.out
