@@ -315,9 +315,19 @@ def owned_tree(tmp_path):  # noqa: ANN001, ANN201
     subprocess.run(["umount", "-l", str(d / "sub")], check=False)
 
 
-def needs_idmap(runtime) -> None:  # noqa: ANN001
+def needs_idmap(runtime, source: str) -> None:  # noqa: ANN001
     if runtime.name == "runc" and runc_version() < (1, 2):
         pytest.skip("runc < 1.2 has no id-mapped mounts")
+    from ocirun._native import lib
+
+    fd = lib.ocirun_open_tree(source.encode(), 0)
+    ns = lib.ocirun_userns_fd(b"0 100000 1\n", b"0 100000 1\n")
+    r = lib.ocirun_idmap_mount(fd, ns, 0) if fd >= 0 and ns >= 0 else min(fd, ns)
+    for x in (fd, ns):
+        if x >= 0:
+            os.close(x)
+    if r < 0:
+        pytest.skip(f"this kernel or the test directory's filesystem has no id-mapped mounts: {os.strerror(-r)}")
 
 
 STAT = "for f in /m/root.txt /m/one.txt /m/user.txt /m/sub/inner.txt; do stat -c '%n=%u:%g' $f; done"
@@ -338,7 +348,7 @@ def stat_out(out: str) -> dict[str, str]:
 
 def test_idmapped_mount_without_userns(runtime, bundle, owned_tree):
     """Files owned by host ids 0, 1, 1000 appear as hostID + (id - containerID): 100000, 100001, 101000."""
-    needs_idmap(runtime)
+    needs_idmap(runtime, owned_tree)
     b = bundle(["sh", "-c", f"({STAT}) > /dev/shm/out; touch /dev/shm/done; sleep 1000"])
     b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind"], [(0, 100000, 65536)], [(0, 200000, 65536)]))
     b.write()
@@ -362,7 +372,7 @@ def test_idmapped_mount_without_userns(runtime, bundle, owned_tree):
 def test_idmapped_mount_in_userns(runtime, bundle, owned_tree):
     """With the container's own mapping (0 → 100000): the container sees the host's 0 and 1000 as 0 and 1000,
     and what it writes lands on disk as itself (0:0 for its root)."""
-    needs_idmap(runtime)
+    needs_idmap(runtime, owned_tree)
     b = bundle(["sh", "-c", STAT + "; touch /m/new && stat -c '/m/new=%u:%g' /m/new"])
     in_userns(b)
     b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind"], [(0, HOST_ROOT, 65536)], [(0, HOST_ROOT, 65536)]))
@@ -380,7 +390,7 @@ def test_idmapped_mount_in_userns(runtime, bundle, owned_tree):
 def test_idmap_option_takes_the_containers_mapping(runtime, bundle, owned_tree, option, inner):
     """idmap/ridmap with no mapping of their own map through the container's user namespace; ridmap maps
     the submounts of an rbind too."""
-    needs_idmap(runtime)
+    needs_idmap(runtime, owned_tree)
     b = bundle(["sh", "-c", STAT])
     in_userns(b)
     b.spec["mounts"].append(idmap_mount(owned_tree, ["rbind", option]))
