@@ -414,6 +414,10 @@ def test_idmap_option_takes_the_containers_mapping(runtime, bundle, owned_tree, 
       "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
       "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]},
      "mounts[7]: id-mapping /proc: invalid argument (the filesystem may not support id-mapped mounts)"),
+    ({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind"],
+      "uidMappings": [{"containerID": 0, "hostID": 4294967295, "size": 2}],
+      "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]},
+     "mounts[7].uidMappings: a user namespace for the id mapping: invalid argument"),
 ])
 def test_idmapped_mount_errors(rt, bundle, mount, why):
     b = bundle(["true"])
