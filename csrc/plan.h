@@ -29,7 +29,8 @@ enum ocirun_op {
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
   OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
-  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot), 2 chroot only (no mount ns) */
+  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot: the host's proc/sysfs detached first),
+                          2 chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
   OP_ROOT_READONLY,
   OP_SYSCTL,           /* key (with dots), value */

@@ -218,9 +218,10 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
             st = Step("MOUNT", label, *args, -1, 2)
             plan.steps.append(st)
             plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
-        elif plan.new_user:
-            # From a user namespace the source may be out of reach (a 0700 parent owned by the host's root):
-            # when the init's bind is refused it asks the runtime to open it (runc's procMountPlease).
+        elif userns_idmap is not None:
+            # From a user namespace (new or joined) the source may be out of reach (a 0700 parent owned by
+            # the host's root): when the init's bind is refused it asks the runtime to open it (runc's
+            # procMountPlease).
             plan.add("MOUNT", label, *args, -1, 1)
         else:
             plan.add("MOUNT", label, *args)
