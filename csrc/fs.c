@@ -402,7 +402,7 @@ static void unescape(char *s) {
 static size_t full_proc_sysfs_mounts(struct child_ctx *c, const char *rootfs, char *out, size_t cap) {
   int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
   if (fd < 0) die(c, errno, "open /proc/self/mountinfo");
-  char buf[65536];
+  static char buf[65536];
   size_t have = 0, used = 0, rlen = strlen(rootfs);
   int eof = 0;
   while (!eof) {

@@ -1,7 +1,7 @@
 /* HOME for a process whose env has none: the home directory of its uid in the container's /etc/passwd,
  * read after pivot_root (or setns, for exec) so mounted-over passwd files count, as runc's prepareEnv.
  * The file is the container's: it is opened inside the root (no symlink or .. leaves it) and only when it
- * is a regular file (a FIFO there must not block the runtime). No allocation: a stack buffer streams it. */
+ * is a regular file (a FIFO there must not block the runtime). A static buffer streams it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-static char home_env[4096 + sizeof "HOME="];
 
 /* Go's strconv.Atoi as runc's passwd parser uses it: a malformed number reads as 0. */
 static long long atoi_or_zero(const char *s, size_t n) {
@@ -70,9 +68,9 @@ static int open_passwd(struct child_ctx *c) {
 
 /* Sets c->home_env to "HOME=<dir>": the first entry for uid, or "/" (no file, no entry), as runc. */
 void do_lookup_home(struct child_ctx *c, long long uid) {
+  static char buf[65536]; /* runc reads lines up to 64 KiB; static: only the pages read() fills cost memory */
   const char *home = "/";
   size_t home_len = 1;
-  char buf[65536];
   int fd = open_passwd(c);
   size_t have = 0;
   int skipping = 0, found = 0, eof = fd < 0;
@@ -101,10 +99,11 @@ void do_lookup_home(struct child_ctx *c, long long uid) {
       skipping = 1;
     }
   }
-  if (home_len >= sizeof home_env - 5) home = "/", home_len = 1;
-  memcpy(home_env, "HOME=", 5);
-  memcpy(home_env + 5, home, home_len);
-  home_env[5 + home_len] = 0;
+  if (home_len > 4096) home = "/", home_len = 1; /* no PATH_MAX-sized home is a home */
+  /* "HOME=<home>" built in place at the buffer's start (home may point into it): one page of memory. */
+  memmove(buf + 5, home, home_len);
+  memcpy(buf, "HOME=", 5);
+  buf[5 + home_len] = 0;
   if (fd >= 0) close(fd);
-  c->home_env = home_env;
+  c->home_env = buf;
 }

@@ -384,7 +384,7 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-#define MAX_KEPT 1024 /* id-mapped mounts each bring one */
+#define MAX_KEPT 256 /* id-mapped mounts each bring one */
 /* The fds the plan's steps use (SETNS, CONSOLE, WAIT_START, TRACE, id-mapped MOUNT sources) after the `n` already in keep[], and
  * in *first the lowest fd CLOSE_FDS closes at exec (stdio and the preserved fds are below it). */
 static int plan_fds(const char *plan, size_t len, int *keep, int n, int *first) {
