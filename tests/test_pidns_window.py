@@ -22,8 +22,8 @@ import tempfile
 import time
 
 import pytest
-from ocitest import ROOT, ocirun_cmd, proc_status
-from test_sealed_init import RUNC, ptrace_capable, userns_bundle
+from ocitest import ROOT, proc_status
+from test_sealed_init import ptrace_capable, userns_bundle
 
 STRACE = shutil.which("strace")
 DELAY_US = 150_000  # each delayed syscall waits this long: far longer than a scan of /proc takes
@@ -102,16 +102,6 @@ def watcher_exe(tmp_path_factory) -> str:  # noqa: ANN001
     return exe
 
 
-@pytest.fixture(params=["ocirun"] + (["runc"] if RUNC else []))
-def runtime(request, rt, tmp_path) -> tuple[str, list[str]]:  # noqa: ANN001
-    """(name, the command line up to the subcommand)."""
-    if not STRACE:
-        pytest.skip("no strace to stretch the setup steps")
-    if request.param == "runc":
-        return "runc", [RUNC, "--root", str(tmp_path / "runc-root")]
-    return "ocirun", [*ocirun_cmd(), "--root", rt.root]
-
-
 def call(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
     with tempfile.TemporaryFile() as out:  # a file: a detached container keeps its stdio
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120,
@@ -125,6 +115,8 @@ def call(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
 
 def stretched(argv: list[str], syscalls: str) -> list[str]:
     """argv under strace -f, each of `syscalls` (comma-separated) delayed by DELAY_US on entry."""
+    if not STRACE:
+        pytest.skip("no strace to stretch the setup steps")
     return [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscalls}",
             "-e", f"inject={syscalls}:delay_enter={DELAY_US}", *argv]
 
@@ -161,10 +153,6 @@ def sightings(init: int, until_quiet: float = 0.5) -> list[list[str]]:
     raise AssertionError(f"the watcher never settled: {last!r}")
 
 
-def state_pid(cmd: list[str], cid: str) -> int:
-    return json.loads(call([*cmd, "state", cid]).out)["pid"]
-
-
 def host_marker(tmp_path) -> str:  # noqa: ANN001
     marker = tmp_path / "only-on-the-host"
     marker.write_text("host\n")
@@ -177,11 +165,11 @@ def test_exec_child_never_visible_in_the_host_mount_namespace(runtime, bundle, w
     namespace joins), always in the container's mount namespace with the container's root, never a process in
     the host's mount namespace or with the host's root. runc 1.1 (nsexec: stage 1 joins, stage 2 forks into the
     pid namespace) shows the same."""
-    name, cmd = runtime
+    name, cmd = runtime.name, runtime.argv
     b = watcher_bundle(bundle, watcher_exe, host_marker(tmp_path))
     call([*cmd, "run", "-d", "-b", b.path, b.id])
     try:
-        init = state_pid(cmd, b.id)
+        init = runtime.pid(b.id)
         sightings(init)
         for _ in range(2):
             p = call(stretched([*cmd, "exec", b.id, "/bin/sh", "-c", "exit 3"], "setns,setsid"), check=False)
@@ -216,7 +204,7 @@ def test_init_joining_a_pid_namespace_is_never_visible_with_the_host_root(runtim
     and the keyring join after it stretched: A's watcher sees B's init only once it is in B's own mount
     namespace with B's root, never with the host's root. runc 1.1 forks into the pid namespace before it
     sets up the root, so A can reach the host's filesystem through B's init there (shown, not asserted)."""
-    name, cmd = runtime
+    name, cmd = runtime.name, runtime.argv
     if name == "ocirun" and not proc_has_pidns_option(tmp_path):
         pytest.skip("kernel without procfs' pidns= option: the init enters the pid namespace at its proc mount "
                     "(what follows until pivot_root is visible there, as with runc)")
@@ -225,7 +213,7 @@ def test_init_joining_a_pid_namespace_is_never_visible_with_the_host_root(runtim
     call([*cmd, "run", "-d", "-b", a.path, a.id])
     b = bundle(["true"])
     try:
-        init = state_pid(cmd, a.id)
+        init = runtime.pid(a.id)
         sightings(init)
         for n in b.spec["linux"]["namespaces"]:
             if n["type"] == "pid":
@@ -252,11 +240,11 @@ def test_exec_child_stays_undumpable_until_its_execve(runtime, bundle, watcher_e
     that one is not dumpable (and its memory belongs to the host's user namespace) until its final execve, so
     /proc refuses its ns/mnt and root (EACCES) even while the setsid wait holds it in the container's pid
     namespace. runc 1.1 shows the same."""
-    name, cmd = runtime
+    name, cmd = runtime.name, runtime.argv
     b = watcher_bundle(bundle, watcher_exe, host_marker(tmp_path), userns=True)
     call([*cmd, "run", "-d", "-b", b.path, b.id])
     try:
-        init = state_pid(cmd, b.id)
+        init = runtime.pid(b.id)
         sightings(init)
         p = call(stretched([*cmd, "exec", b.id, "/bin/sh", "-c", "sleep 0.3; exit 3"], "setns,setsid"),
                  check=False)
