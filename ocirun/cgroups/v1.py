@@ -182,12 +182,21 @@ class V1Manager(Manager):
             fz.write("freezer", "freezer.state", "THAWED")
 
     def is_frozen(self) -> bool:
+        """FROZEN once a FREEZING has settled: a task that joins a frozen cgroup (an `exec --ignore-paused`
+        child) turns the state to FREEZING until it has frozen, a while on a loaded machine, and a paused
+        container must not read as running meanwhile. runc's GetState waits for it the same way; after ~1 s
+        of FREEZING the pause asked for stands."""
         if "freezer" not in self._dirs:
             return False
         if not fspath.isdir(self._dirs["freezer"]):
             return False
         with self._freezer() as fz:
-            return fz.read("freezer.state").strip() == "FROZEN"
+            for _ in range(1000):
+                st = fz.read("freezer.state").strip()
+                if st != "FREEZING":
+                    return st == "FROZEN"
+                time.sleep(0.001)
+            return True
 
     def kill_all(self, sig: int) -> None:
         """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back."""
