@@ -164,6 +164,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup)
         if tr:
             tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
+        if warn and (busy := mgr.pids()):  # runc 1.1 warns too (1.2 refuses)
+            warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
         mgr.create()
         mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
         t = tr and tr.now()
@@ -282,12 +284,15 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
 
 
 def _device_rules(cfg: config_mod.Config) -> list[dict]:
-    rules = list(plan.DEFAULT_DEVICE_RULES)
-    for d in cfg.linux.devices:
-        if d.type != "p":  # fifos are not devices to the device controller
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
-                          "minor": d.minor, "access": "rwm"})
-    return rules
+    """The rules after linux.resources.devices, in runc's order: its default allowed devices, less those a
+    linux.devices entry of the same path replaces (runc's createDevices: the spec's entry takes priority).
+    A linux.devices entry gets a node, not a rule: an explicit deny-all keeps denying it, as in runc; the
+    config (or its client: podman, containerd) allows it in resources.devices."""
+    listed = {d.path for d in cfg.linux.devices}
+    replaced = {(ma, mi) for path, ma, mi in plan.DEFAULT_DEVICES if path in listed}
+    if not replaced:
+        return list(plan.DEFAULT_DEVICE_RULES)
+    return [r for r in plan.DEFAULT_DEVICE_RULES if r["access"] != "rwm" or (r["major"], r["minor"]) not in replaced]
 
 
 def _kept_config(cfg: config_mod.Config) -> dict:
