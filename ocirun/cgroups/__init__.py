@@ -122,8 +122,12 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     from ocirun.cgroups import paths
 
     paths.check_systemd(cgroups_path, systemd)
-    inner = paths.resolve_inner(cgroups_path, container_id)
     mode = detect_mode()
+    if systemd:
+        from ocirun.cgroups.systemd import SystemdManager, default_user
+
+        return SystemdManager.open(cgroups_path, container_id, mode, user=default_user())
+    inner = paths.resolve_inner(cgroups_path, container_id)
     if mode == "v2":
         from ocirun.cgroups.v2 import V2Manager
 
@@ -137,6 +141,10 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
 
 def from_state(data: dict) -> Manager:
     """Rebuild the manager that to_state() described."""
+    if data.get("driver") == "systemd":
+        from ocirun.cgroups.systemd import SystemdManager
+
+        return SystemdManager.from_state(data)
     mode = data.get("mode")
     if mode == "v2":
         from ocirun.cgroups.v2 import V2Manager
