@@ -121,8 +121,11 @@ class SystemdManager(Manager):
             conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s",
                       (f"type='signal',sender='{SYSTEMD}',path='{SD_PATH}',interface='{SD_MANAGER}',"
                        "member='JobRemoved'",))
-        (job,) = self._call(member, sig, args)
+        reply = self._call(member, sig, args)
         self._queued = True
+        if len(reply) != 1 or not isinstance(reply[0], str):
+            raise OciError(f"systemd unit {self.unit}", f"{what}: {member} answered {reply!r}, not a job")
+        job = reply[0]
         try:
             m = conn.wait_signal(lambda m: m.member == "JobRemoved" and len(m.body) == 4 and m.body[1] == job,
                                  JOB_TIMEOUT)

@@ -33,6 +33,9 @@ fi
 
 # The host's fstab names its own disks: local-fs.target would wait for them.
 : >/etc/fstab
+# A host that is itself a container marks its root (/.dockerenv): systemd would think it runs in one
+# (no kernel command line, no hybrid layout, container defaults). This guest is a VM.
+$BB rm -f /.dockerenv /run/.containerenv
 $BB mkdir -p $ETC
 for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
 	systemd-udev-trigger.service systemd-udev-settle.service systemd-timesyncd.service \
