@@ -75,6 +75,14 @@ def test_bus_addresses() -> None:
         dbus._bus_path("tcp:host=localhost,port=1")
 
 
+def test_host_uid_through_the_uid_map() -> None:
+    euid = os.geteuid()
+    assert dbus.host_uid("         0          0 4294967295\n") == euid
+    assert dbus.host_uid(f"{euid} 1234 1\n") == 1234
+    assert dbus.host_uid(f"0 100000 {euid + 1}\n") == 100000 + euid
+    assert dbus.host_uid("") == euid
+
+
 def test_candidates_prefer_the_private_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
     if os.geteuid() == 0:

@@ -295,9 +295,9 @@ class Connection:
         self.close()
 
     def _auth(self) -> None:
-        """SASL EXTERNAL with our euid (what the server reads from SO_PEERCRED); BEGIN is sent at once
-        (pipelined, as sd-bus does): the server answers OK or closes."""
-        uid = str(posix.geteuid()).encode().hex().encode()
+        """SASL EXTERNAL with our euid as the server sees it (SO_PEERCRED: outside a user namespace we are
+        in, e.g. rootless podman's); BEGIN is sent at once (pipelined, as sd-bus does)."""
+        uid = str(host_uid()).encode().hex().encode()
         self._sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         while b"\r\n" not in self._buf:
             self._recv()
@@ -371,6 +371,22 @@ class Connection:
             raise OciError(f"D-Bus {self.path}", f"no signal within {timeout:g} s") from None
         finally:
             self._sock.settimeout(self.timeout)
+
+
+def host_uid(uid_map: str | None = None) -> int:
+    """Our euid in the initial user namespace (through /proc/self/uid_map; itself when not mapped)."""
+    euid = posix.geteuid()
+    if uid_map is None:
+        try:
+            with open("/proc/self/uid_map") as f:
+                uid_map = f.read()
+        except OSError:
+            return euid
+    for line in uid_map.splitlines():
+        f = line.split()
+        if len(f) == 3 and int(f[0]) <= euid < int(f[0]) + int(f[2]):
+            return int(f[1]) + euid - int(f[0])
+    return euid
 
 
 def _bus_path(address: str) -> str:

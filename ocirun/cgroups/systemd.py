@@ -277,5 +277,6 @@ class _NoFs(Manager):
 
 
 def default_user() -> bool:
-    """The user's systemd instance for a non-root runtime (runc: rootless cgroups with --systemd-cgroup)."""
-    return posix.geteuid() != 0
+    """The user's systemd instance for a non-root runtime, also when it is "root" in a user namespace
+    that maps it to a user (rootless podman runs the runtime so): runc asks the user bus for its owner."""
+    return posix.geteuid() != 0 or dbus.host_uid() != 0

@@ -63,6 +63,13 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 if ! { [ -x /bin/busybox ] && ! LC_ALL=C ldd /bin/busybox >/dev/null 2>&1; }; then
 	need+=(busybox-static)
 fi
+# systemd mode: PID 1, the buses, user sessions, and the clients the guest runs (it has no network:
+# what it needs must be on the host's root).
+if [ "$init" = systemd ]; then
+	for p in systemd dbus dbus-user-session libpam-systemd uidmap podman conmon containerd runc; do
+		dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+	done
+fi
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 # --- guest kernel: a Debian kernel in /boot + its modules, else unpack the package ---
