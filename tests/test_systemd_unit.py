@@ -438,3 +438,13 @@ def test_state_round_trip() -> None:
     back = cgroups.from_state(st)
     assert isinstance(back, SystemdManager) and back.unit == "u.scope" and back.slice == "x.slice"
     assert back.fs.to_state() == m.fs.to_state()
+
+
+def test_cgroupfs_driver_does_not_load_the_systemd_driver(rt, bundle) -> None:  # noqa: ANN001
+    """The systemd driver's modules stay off the cgroupfs driver's hot path."""
+    from test_hot_path import _imports
+
+    b = bundle(["true"])
+    seen = _imports(rt.root, "run", "-b", b.path, b.id)
+    assert "ocirun.cgroups.v1" in seen or "ocirun.cgroups.v2" in seen  # the probe sees the cgroupfs manager
+    assert not seen & {"ocirun.cgroups.systemd", "ocirun.cgroups.dbus", "ocirun.cgroups.systemd_props"}
