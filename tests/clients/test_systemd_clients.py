@@ -115,8 +115,10 @@ def test_containerd_systemd_cgroup(ctr: Ctr) -> None:
     assert cgroup_of(pid) == f"/system.slice/{unit}"
     p = show(unit, "Delegate", "MemoryMax")
     assert p == {"Delegate": "yes", "MemoryMax": str(32 << 20)}, p
-    r = ctr.exec("--exec-id", "e1", cid, "cat", "/sys/fs/cgroup/memory.max")
-    assert r.returncode == 0 and r.out.strip() == str(32 << 20), r
+    with open(f"/sys/fs/cgroup/system.slice/{unit}/memory.max") as f:
+        assert f.read().strip() == str(32 << 20)
+    r = ctr.exec("--exec-id", "e1", cid, "sh", "-c", "echo in")  # exec joins the scope
+    assert r.returncode == 0 and r.out == "in\n", r
     rows = dict(ln.split(None, 1) for ln in ctr("task", "metrics", cid, check=True).out.splitlines()
                 if len(ln.split()) >= 2)
     assert rows.get("pids.current", "").strip() == "1", rows
@@ -150,9 +152,11 @@ def session_user() -> Iterator[pwd.struct_passwd]:
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
         pw = pwd.getpwnam(USER)
-    for f in ("/etc/subuid", "/etc/subgid"):
-        with open(f, "a") as fh:
-            fh.write(f"{USER}:200000:65536\n")
+    for f in ("/etc/subuid", "/etc/subgid"):  # useradd may have given it a range already
+        with open(f, "a+") as fh:
+            fh.seek(0)
+            if not any(line.startswith(f"{USER}:") for line in fh):
+                fh.write(f"{USER}:200000:65536\n")
     subprocess.run(["loginctl", "enable-linger", USER], check=True)
     bus = f"/run/user/{pw.pw_uid}/bus"
     wait_for(lambda: os.path.exists(bus), timeout=60, what=f"{USER}'s session bus")
