@@ -179,8 +179,9 @@ class UserPodman:
         argv = ["runuser", "-u", self.pw.pw_name, "--", "env", *(f"{k}={v}" for k, v in self.env.items()),
                 "podman", "--root", f"{self.base}/storage", "--runroot", f"{self.base}/run",
                 "--storage-driver", "vfs", "--cgroup-manager", "systemd", "--events-backend", "file"]
-        if self.runtime:
-            argv += ["--runtime", self.runtime]
+        if self.runtime:  # the state root in the session's runtime dir (a user cannot write /run/<runtime>)
+            root = f"{self.env['XDG_RUNTIME_DIR']}/{os.path.basename(self.runtime)}"
+            argv += ["--runtime", self.runtime, "--runtime-flag", f"root={root}"]
         return run_cmd([*argv, *args], dict(os.environ), timeout=timeout, check=check)
 
 
@@ -212,10 +213,12 @@ def test_rootless_podman_systemd(user_podman: UserPodman, runtime: str) -> None:
     if runtime == "ocirun":
         os.chmod(d, 0o755)  # the test launcher's private directory: the user must reach the runtime
     user_podman.runtime = path
-    r = user_podman("run", "--rm", IMAGE, "sh", "-c", "echo hello; cat /proc/self/uid_map")
-    assert r.returncode == 0 and r.out.startswith("hello\n"), r  # type: ignore[attr-defined]
+    # --network none: slirp4netns would need /dev/net/tun (and the guest has no network anyway)
+    r = user_podman("run", "--rm", "--network", "none", IMAGE, "sh", "-c", "echo hello; cat /proc/self/uid_map")
+    assert r.returncode == 0 and r.out.startswith("hello\n"), r.err  # type: ignore[attr-defined]
     name = f"u{int(time.time() * 1000) % 10**9}"
-    user_podman("run", "-d", "--name", name, "--memory", "48m", IMAGE, "sleep", "1000", check=True)
+    user_podman("run", "-d", "--name", name, "--network", "none", "--memory", "48m", IMAGE, "sleep", "1000",
+                check=True)
     try:
         info = json.loads(user_podman("inspect", name, check=True).out)[0]  # type: ignore[attr-defined]
         uid = user_podman.pw.pw_uid
