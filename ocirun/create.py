@@ -161,7 +161,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
     fds: list[int] = []
     try:
         t = tr and tr.now()
-        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup)
+        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup,
+                                   annotations=cfg.annotations)
         if tr:
             tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
         if warn and (busy := mgr.pids()):  # runc 1.1 warns too (1.2 refuses)

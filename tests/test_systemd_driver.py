@@ -400,3 +400,34 @@ def test_systemd_driver_imports_nothing_slow(rt: Runtime, sdbundle) -> None:  # 
     seen["delete"] = _imports(rt.root, "--systemd-cgroup", "delete", "--force", b.id)
     slow = {cmd: sorted(mods & SLOW) for cmd, mods in seen.items() if mods & SLOW}
     assert not slow, slow
+
+
+def test_systemd_property_annotations(sd: SD, sdbundle) -> None:  # noqa: ANN001
+    """runc's org.systemd.property.* annotations become unit properties ("...Sec" in seconds -> USec)."""
+    b = sdbundle()
+    b.spec["annotations"] = {"org.systemd.property.TimeoutStopSec": "uint64 7",
+                             "org.systemd.property.CollectMode": "'inactive-or-failed'"}
+    b.write()
+    sd("run", "--detach", "--bundle", b.path, b.id, check=True)
+    try:
+        p = show(b.unit, "TimeoutStopUSec", "CollectMode")
+        assert p == {"TimeoutStopUSec": "7s", "CollectMode": "inactive-or-failed"}, p
+    finally:
+        sd("delete", "--force", b.id, check=True)
+
+
+def test_bad_property_annotation_is_refused(sd: SD, sdbundle) -> None:  # noqa: ANN001
+    b = sdbundle()
+    b.spec["annotations"] = {"org.systemd.property.TimeoutStopSec": "'soon'"}
+    b.write()
+    p = sd("create", "--bundle", b.path, b.id)
+    assert p.returncode != 0
+    if sd.name == "ocirun":
+        assert p.err.strip() == ("ocirun: annotations.org.systemd.property.TimeoutStopSec: TimeoutStopSec needs a "
+                                 "number of seconds, got \"'soon'\""), p.err
+    assert unit_known(b.unit) is False or unit_gone_now(b.unit)
+    assert b.id not in sd("list", "--quiet").out.split()
+
+
+def unit_gone_now(unit: str) -> bool:
+    return show(unit, "ActiveState")["ActiveState"] in ("inactive", "failed")

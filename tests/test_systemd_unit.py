@@ -448,3 +448,50 @@ def test_cgroupfs_driver_does_not_load_the_systemd_driver(rt, bundle) -> None:  
     seen = _imports(rt.root, "run", "-b", b.path, b.id)
     assert "ocirun.cgroups.v1" in seen or "ocirun.cgroups.v2" in seen  # the probe sees the cgroupfs manager
     assert not seen & {"ocirun.cgroups.systemd", "ocirun.cgroups.dbus", "ocirun.cgroups.systemd_props"}
+
+
+def test_annotation_properties_like_runc() -> None:
+    got = systemd_props.annotation_properties({
+        "org.systemd.property.TimeoutStopSec": "uint64 7", "org.systemd.property.CollectMode": "'inactive'",
+        "org.systemd.property.Delegate": "false", "org.systemd.property.After": "['a.service', 'b,c.service']",
+        "org.systemd.property.CPUQuotaPerSecUSec": "uint64 5000", "org.systemd.property.RuntimeMaxSec": "2.5",
+        "org.other": "x"})
+    assert names(got) == {"TimeoutStopUSec": ("t", 7000000), "CollectMode": ("s", "inactive"),
+                          "Delegate": ("b", False), "After": ("as", ["a.service", "b,c.service"]),
+                          "CPUQuotaPerSecUSec": ("t", 5000), "RuntimeMaxUSec": ("t", 2500000)}
+    assert systemd_props.parse_gvariant("42", "w") == ("i", 42)
+    for key, value in (("org.systemd.property.lower", "true"), ("org.systemd.property.A-B", "true"),
+                       ("org.systemd.property.TimeoutStopSec", "'soon'"), ("org.systemd.property.X", "nonsense"),
+                       ("org.systemd.property.X", "['a', 1]"), ("org.systemd.property.X", "['a]")):
+        with pytest.raises(OciError) as e:
+            systemd_props.annotation_properties({key: value})
+        assert e.value.what == f"annotations.{key}"
+
+
+def test_annotation_properties_go_into_the_unit(fake) -> None:  # noqa: ANN001
+    f = fake({"StartTransientUnit": {"reply": [("o", job(5))], "signals": [(5, job(5), "ocitest-c.scope", "done")]}})
+    m, _fs = manager()
+    m.extra = systemd_props.annotation_properties({"org.systemd.property.TimeoutStopSec": "uint64 3"})
+    m.add_pid(1)
+    (body,) = [b for c, b in f.calls if c == "StartTransientUnit"]
+    assert ("TimeoutStopUSec", ("t", 3000000)) in body[2]
+
+
+def test_user_instance_ignores_device_filter_errors(fake) -> None:  # noqa: ANN001
+    """Rootless (the user's systemd): the device filter cannot be loaded, as in runc that is not an error;
+    every other resource still is written, and for root a device error still fails."""
+    class Refusing(RecordingFs):
+        def apply(self, resources: dict, *, device_allow: list[dict] | tuple = ()) -> None:
+            super().apply(resources, device_allow=device_allow)
+            if "devices" in resources or device_allow:
+                raise OciError("linux.resources.devices", "loading the BPF device filter: Operation not permitted")
+
+    fake({"StartTransientUnit": {"reply": [("o", job(5))], "signals": [(5, job(5), "u.scope", "done")]}})
+    fs = Refusing()
+    m = SystemdManager("u.scope", "user.slice", fs, user=True, started=False)
+    m.apply({"pids": {"limit": 5}, "devices": [{"allow": False, "access": "rwm"}]}, device_allow=())
+    m.add_pid(1)
+    assert ("apply", {"pids": {"limit": 5}}) in fs.log
+    root = SystemdManager("u.scope", "system.slice", Refusing(), user=False, started=True)
+    with pytest.raises(OciError):
+        root._apply_files({"devices": [{"allow": False, "access": "rwm"}]}, ())

@@ -117,8 +117,10 @@ def detect_mode() -> str:
     return "v1"
 
 
-def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> Manager:
-    """A manager for `cgroups_path` (see paths.py for the runc rules); nothing is created yet."""
+def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
+                 annotations: dict | None = None) -> Manager:
+    """A manager for `cgroups_path` (see paths.py for the runc rules); nothing is created yet.
+    `annotations` (the config's) give the systemd driver its org.systemd.property.* unit properties."""
     from ocirun.cgroups import paths
 
     paths.check_systemd(cgroups_path, systemd)
@@ -126,7 +128,7 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     if systemd:
         from ocirun.cgroups.systemd import SystemdManager, default_user
 
-        return SystemdManager.open(cgroups_path, container_id, mode, user=default_user())
+        return SystemdManager.open(cgroups_path, container_id, mode, user=default_user(), annotations=annotations)
     inner = paths.resolve_inner(cgroups_path, container_id)
     if mode == "v2":
         from ocirun.cgroups.v2 import V2Manager

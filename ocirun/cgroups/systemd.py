@@ -42,15 +42,22 @@ class SystemdManager(Manager):
         self._conn: dbus.Connection | None = None
         self._version = 0
         self._pending: tuple[list, dict, list | tuple] | None = None  # (properties, resources, device rules)
+        self.extra: list = []  # properties from org.systemd.property.* annotations
 
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, cgroups_path: str | None, container_id: str, mode: str, *, user: bool) -> "SystemdManager":
-        """The manager of the scope cgroupsPath names; nothing is started yet."""
+    def open(cls, cgroups_path: str | None, container_id: str, mode: str, *, user: bool,
+             annotations: dict | None = None) -> "SystemdManager":
+        """The manager of the scope cgroupsPath names; nothing is started yet. `annotations`: the
+        config's, for runc's org.systemd.property.* extra unit properties."""
         slice_, unit, slice_dir = paths.parse_systemd(cgroups_path, container_id,
                                                       "user.slice" if user else "system.slice")
         self = cls(unit, slice_, _NoFs(), user=user, started=False)
+        if annotations:
+            from ocirun.cgroups import systemd_props
+
+            self.extra = systemd_props.annotation_properties(annotations)
         base = ""
         if user:  # the user's manager runs in .../user@UID.service: its slices are below that
             if mode != "v2":
@@ -176,7 +183,7 @@ class SystemdManager(Manager):
                     self._call("SetUnitProperties", "sba(sv)", (self.unit, True, props))
                 except dbus.DBusError as e:
                     raise OciError(f"systemd unit {self.unit}", f"setting properties: {e.why}") from None
-            self.fs.apply(res, device_allow=device_allow)
+            self._apply_files(res, device_allow)
         finally:
             if freeze:
                 self.fs.thaw()
@@ -194,7 +201,7 @@ class SystemdManager(Manager):
         t = tr and tr.now()
         props, res, device_allow = self._pending or ([], {}, ())
         unit_props = systemd_props.unit_properties(f"ocirun container {self.unit}", self.slice, pid,
-                                                   v2=self.mode == "v2") + props
+                                                   v2=self.mode == "v2") + self.extra + props
         for attempt in (1, 2):
             try:
                 result = self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))",
@@ -217,7 +224,20 @@ class SystemdManager(Manager):
         else:
             self.fs.create()  # the hierarchies systemd does not manage (cpuset, freezer, ...), as runc
         self.fs.add_pid(pid)
-        self.fs.apply(res, device_allow=device_allow)
+        self._apply_files(res, device_allow)
+
+    def _apply_files(self, res: dict, device_allow: list | tuple) -> None:
+        """The cgroupfs writes. The user's instance: a device filter is a privileged BPF program, which an
+        unprivileged runtime cannot load; runc ignores device errors when rootless, and so do we (such a
+        container reaches no device its user could not open anyway)."""
+        if not self.user or (res.get("devices") is None and not device_allow):
+            self.fs.apply(res, device_allow=device_allow)
+            return
+        self.fs.apply({k: v for k, v in res.items() if k != "devices"})
+        try:
+            self.fs.apply({"devices": res.get("devices")}, device_allow=device_allow)
+        except OciError:
+            pass
 
     def destroy(self) -> None:
         """StopUnit (waited for), reset a failed state, then remove what is left in cgroupfs (child

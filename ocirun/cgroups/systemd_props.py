@@ -268,3 +268,80 @@ def emulate_allow_list(rules: list) -> tuple[dict, bool]:
                 elif wider and common and (kmaj < 0 or kmaj == major) and (kmin < 0 or kmin == minor):
                     exact = False
     return allowed, exact
+
+
+# ------------------------------------------------------------------------------------------------ annotations
+
+ANNOTATION_PREFIX = "org.systemd.property."
+_TYPED = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t"}
+
+
+def annotation_properties(annotations: dict) -> list:
+    """runc's `org.systemd.property.<Name>` annotations: extra unit properties, values in GVariant text
+    ("true", "uint64 30000000", "'inactive-or-failed'", "['a', 'b']"); a name ending in a lowercase
+    letter + "Sec" is given in seconds and sent as <Name>USec in microseconds, as runc does."""
+    out = []
+    for key, text in annotations.items():
+        if not key.startswith(ANNOTATION_PREFIX):
+            continue
+        name = key[len(ANNOTATION_PREFIX):]
+        where = f"annotations.{key}"
+        if not name or not name[0].isupper() or not name.isascii() or not name.isalnum():
+            raise OciError(where, "a systemd property name is letters and digits, starting with a capital")
+        sig, value = parse_gvariant(str(text), where)
+        if name.endswith("Sec") and len(name) > 3 and "a" <= name[-4] <= "z":
+            if sig not in _TYPED.values() and sig != "d":
+                raise OciError(where, f"{name} needs a number of seconds, got {text!r}")
+            name = name[:-3] + "USec"
+            sig, value = "t", int(value * 1000000)  # type: ignore[operator]
+        out.append(prop(name, sig, value))
+    return out
+
+
+def parse_gvariant(text: str, where: str) -> tuple[str, object]:
+    """(D-Bus signature, value) of the GVariant text forms runc's annotations use."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return "b", t == "true"
+    if t[:1] in ("'", '"') and len(t) >= 2 and t[-1] == t[0]:
+        return "s", t[1:-1].replace("\\" + t[0], t[0]).replace("\\\\", "\\")
+    if t.startswith("[") and t.endswith("]"):
+        items = [parse_gvariant(p, where) for p in _split_items(t[1:-1], where)]
+        sigs = {s for s, _ in items}
+        if len(sigs) > 1:
+            raise OciError(where, f"array items of different types in {text!r}")
+        return "a" + (sigs.pop() if sigs else "s"), [v for _, v in items]
+    word, _, rest = t.partition(" ")
+    try:
+        if word in _TYPED:
+            return _TYPED[word], int(rest.strip(), 0)
+        if word == "double":
+            return "d", float(rest.strip())
+        if "." in t or "e" in t.lower() and not t.lower().startswith("0x"):
+            return "d", float(t)
+        return "i", int(t, 0)
+    except ValueError:
+        raise OciError(where, f"cannot parse {text!r} (GVariant text: true, 'text', uint64 5, [...])") from None
+
+
+def _split_items(body: str, where: str) -> list[str]:
+    """The comma-separated items of an array body, commas inside quotes kept."""
+    items, cur, quote = [], "", ""
+    for ch in body:
+        if quote:
+            cur += ch
+            if ch == quote:
+                quote = ""
+        elif ch in ("'", '"'):
+            quote = ch
+            cur += ch
+        elif ch == ",":
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if quote:
+        raise OciError(where, f"unterminated string in [{body}]")
+    if cur.strip():
+        items.append(cur)
+    return [i for i in items if i.strip()]
