@@ -244,13 +244,11 @@ class SystemdManager(Manager):
         cgroups, the v1 hierarchies systemd does not manage). An unknown unit is already gone."""
         if self._queued:
             try:
-                result = self._run_job("StopUnit", "ss", (self.unit, "replace"), "stopping")
-                if result not in ("done", "canceled"):
-                    self._reset_failed()
+                self._run_job("StopUnit", "ss", (self.unit, "replace"), "stopping")
+                self._reset_failed()  # a unit that had failed stays loaded (failed) after its stop job
             except dbus.DBusError as e:
                 if e.name not in ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.DBus.Error.UnknownObject"):
                     raise OciError(f"systemd unit {self.unit}", f"stopping: {e.why}") from None
-            self._reset_failed()
         self.fs.destroy()
 
     # --- the rest is cgroupfs -----------------------------------------------------------------
