@@ -143,13 +143,6 @@ class _Parsed:
     __slots__ = ("default", "archs", "rules", "flags", "notify", "listener_path", "listener_metadata", "key")
 
 
-def seccomp_wanted(section: object) -> bool:
-    """False when the config asks for no filter: absent, or (like runc) no defaultAction and no syscalls."""
-    if section is None:
-        return False
-    return not (type(section) is dict and not section.get("defaultAction") and not section.get("syscalls"))
-
-
 def _uint(value: object, what: str, maximum: int) -> int:
     if type(value) is not int:
         raise OciError(what, f"must be an unsigned integer, not {type(value).__name__}")

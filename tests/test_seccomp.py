@@ -408,15 +408,6 @@ def test_seccomp_unavailable_is_an_oci_error(monkeypatch):
     assert ei.value.what == "linux.seccomp" and "not available" in ei.value.why
 
 
-def test_seccomp_wanted():
-    assert not sc.seccomp_wanted(None)
-    assert not sc.seccomp_wanted({})
-    assert not sc.seccomp_wanted({"defaultAction": "", "syscalls": []})
-    assert sc.seccomp_wanted({"defaultAction": A})
-    assert sc.seccomp_wanted({"syscalls": [{"names": ["x"], "action": A}]})
-    assert sc.seccomp_wanted([])  # malformed: let compile_seccomp report it
-
-
 # ---- cache ----------------------------------------------------------------------------------------------
 
 
