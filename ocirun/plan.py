@@ -235,11 +235,12 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     nnp = p.no_new_privileges
     if caps is not None:
         plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
-    if seccomp and not nnp and not seccomp[2]:
+    if seccomp and not nnp:
         # Resolve the cwd before a profile can forbid openat2; the chdir itself comes after the user switch.
         plan.add("OPEN_CWD", "process.cwd", p.cwd)
-        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges, a
+        # notify filter too (its listener fd goes to the runtime, which waits for it until the init is ready).
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1 if seccomp[2] else 0)
     u = p.user
     if caps is not None:
         plan.add("KEEPCAPS", "process.user", 1)
@@ -266,17 +267,19 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
             plan.add("WRITE_ATTR", label, path, value)
     path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
     plan.add("FIND_EXEC", "process.args", p.args[0], path)
-    if seccomp and seccomp[2]:
+    nnp = p.no_new_privileges
+    if seccomp and nnp and seccomp[2]:
         # A notify listener fd must reach the runtime, which is only there until create returns.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1)
     plan.add("CLOSE_FDS", "", 3 + preserve_fds)
     if listen_fd is not None:
         plan.add("WAIT_START", "", listen_fd)
+    if seccomp and nnp and not seccomp[2]:
+        # As late as possible, so the runtime's own syscalls are not filtered; but before the startContainer
+        # hooks, which run under the container's filter as in runc and crun.
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
     for i, h in enumerate(start_hooks or ()):
         _hook_step(plan, h, f"hooks.startContainer[{i}]")
-    if seccomp and p.no_new_privileges and not seccomp[2]:
-        # As late as possible, so the runtime's own syscalls are not filtered.
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
     plan.add("EXEC", "process.args", len(p.args), *p.args, len(p.env), *p.env)
 
 

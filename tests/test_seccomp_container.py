@@ -78,17 +78,24 @@ def test_unknown_action_is_an_error(rt, bundle):
     assert p.returncode == 1 and "linux.seccomp.syscalls[0].action" in p.err and "SCMP_ACT_NOPE" in p.err
 
 
-def test_notify_fd_reaches_the_listener(rt, bundle, tmp_path):
+@pytest.mark.parametrize("nnp", [True, False])
+def test_notify_fd_reaches_the_listener(rt, bundle, tmp_path, nnp):
     """SCMP_ACT_NOTIFY: the runtime connects to listenerPath and sends the notify fd plus the container state
-    (runc's protocol); the listener answers the intercepted syscall."""
+    (runc's protocol); the listener answers the intercepted syscall. Without noNewPrivileges the filter is
+    loaded while the init still has CAP_SYS_ADMIN (after the drop the kernel refuses it: EACCES)."""
     sock_path = str(tmp_path / "listener.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock_path)
     srv.listen(1)
     got: dict = {}
 
+    srv.settimeout(30)  # a create that never connects fails the test instead of hanging it
+
     def serve() -> None:
-        conn, _ = srv.accept()
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
         msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
         got["msg"] = json.loads(msg)
         fds = [int.from_bytes(data[i:i + 4], "little") for _, _, data in anc for i in range(0, len(data), 4)]
@@ -97,9 +104,10 @@ def test_notify_fd_reaches_the_listener(rt, bundle, tmp_path):
             os.close(fd)  # closing the listener makes the pending syscall fail with ENOSYS
         conn.close()
 
-    t = threading.Thread(target=serve)
+    t = threading.Thread(target=serve, daemon=True)
     t.start()
     b = bundle(["sh", "-c", "mkdir /tmp/d 2>&1; echo rc=$?"], readonly=False)
+    b.spec["process"]["noNewPrivileges"] = nnp
     b.spec["linux"]["seccomp"] = profile(listenerPath=sock_path, listenerMetadata="meta1", syscalls=[
         {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
     b.write()
@@ -109,7 +117,7 @@ def test_notify_fd_reaches_the_listener(rt, bundle, tmp_path):
         t.join(10)
         srv.close()
     assert p.returncode == 0, p.err
-    assert len(got["fds"]) == 1
+    assert len(got.get("fds", ())) == 1
     m = got["msg"]
     assert m["fds"] == ["seccompFd"] and m["metadata"] == "meta1" and m["state"]["id"] == b.id and m["pid"] > 0
     assert "rc=1" in p.out
