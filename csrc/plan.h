@@ -25,7 +25,7 @@ enum ocirun_op {
   OP_SYMLINK,          /* target, path */
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
-  OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
+  OP_HOOK,             /* path, timeout, argc, argv..., envc, env..., state (0 creating, 1 created: on stdin) */
   OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot), 2 chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
   OP_ROOT_READONLY,

@@ -45,12 +45,29 @@ static int fill_vec(const struct ocirun_arg *a, uint32_t n, uint32_t *pos, char 
   return (int)cnt;
 }
 
+/* The state a hook reads on stdin: the runtime sends two documents, NUL-separated, with the hooks go, the
+ * container's view for createContainer (status "creating") and for startContainer ("created"). */
+static const char *hook_state(struct child_ctx *c, int which, size_t *len) {
+  const char *s = c->state_json;
+  if (!s) return NULL;
+  size_t first = strnlen(s, c->state_len);
+  if (which == 1 && first < c->state_len) {
+    *len = c->state_len - first - 1;
+    return s + first + 1;
+  }
+  *len = first;
+  return s;
+}
+
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *path = a[0].s;
   int64_t timeout = a[1].i;
-  static char *argv[1024], *envp[4096];
+  static char *argv[1024], *envp[8192]; /* (an environment as large as do_exec's: it may be the process's) */
   uint32_t pos = 2;
-  if (fill_vec(a, n, &pos, argv, 1024) < 0 || fill_vec(a, n, &pos, envp, 4096) < 0) die(c, EINVAL, "malformed hook");
+  if (fill_vec(a, n, &pos, argv, 1024) < 0 || fill_vec(a, n, &pos, envp, 8192) < 0 || pos + 1 != n)
+    die(c, EINVAL, "malformed hook");
+  size_t state_len = 0;
+  const char *state = hook_state(c, (int)a[pos].i, &state_len);
   int pfd[2], pidfd = -1;
   if (pipe2(pfd, O_CLOEXEC) < 0) die(c, errno, "pipe for hook %s", path);
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
@@ -61,10 +78,10 @@ void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
     _exit(127);
   }
   close(pfd[0]);
-  if (c->state_json) {
+  if (state) {
     /* Large states are fine: the hook may not read stdin at all, so don't let a full pipe block us. */
     signal(SIGPIPE, SIG_IGN);
-    ssize_t w = write(pfd[1], c->state_json, c->state_len);
+    ssize_t w = write(pfd[1], state, state_len);
     (void)w;
     signal(SIGPIPE, SIG_DFL);
   }

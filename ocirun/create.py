@@ -266,9 +266,10 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             data["pid"] = child.pid
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
             st = state.hook_state(data, "created")
-            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st)
-            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st)
-            child.go(st)
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st, cfg.bundle)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st, cfg.bundle)
+            in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
+            child.go(hooks.container_states(data, child.pid) if in_container else b"")
         elif t == executor.MSG_FD:
             fd = child.recv_fd()
             data["pid"] = child.pid

@@ -87,7 +87,7 @@ def start(root: str, cid: str, warn, created: dict | None = None) -> None:  # no
             from ocirun import hooks
 
             # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
-            hooks.run_hooks_warn(poststart, "poststart", state.hook_state(data, "running"), warn)
+            hooks.run_hooks_warn(poststart, "poststart", state.hook_state(data, "running"), warn, data["bundle"])
     finally:
         lock.release()
 
@@ -178,6 +178,6 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
         if poststop := _hooks(data, "poststop"):
             from ocirun import hooks
 
-            hooks.run_hooks_warn(poststop, "poststop", state.hook_state(data, "stopped"), warn)
+            hooks.run_hooks_warn(poststop, "poststop", state.hook_state(data, "stopped"), warn, data["bundle"])
     finally:
         lock.release()

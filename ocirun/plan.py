@@ -22,8 +22,9 @@ OPS = (
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
 SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
-SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the state JSON
+SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the container hooks' states
 SYNC_TIMENS = 3  # the runtime wrote linux.timeOffsets into our (still empty) time_for_children namespace
+HOOK_STATE_CREATING, HOOK_STATE_CREATED = 0, 1  # which state a HOOK step feeds (hooks.container_states)
 CLONE_NEWTIME = 0x80
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
@@ -279,7 +280,7 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
         # hooks, which run under the container's filter as in runc and crun.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
     for i, h in enumerate(start_hooks or ()):
-        _hook_step(plan, h, f"hooks.startContainer[{i}]")
+        _hook_step(plan, h, f"hooks.startContainer[{i}]", p.env, HOOK_STATE_CREATED)
     plan.add("EXEC", "process.args", len(p.args), *p.args, len(p.env), *p.env)
 
 
@@ -386,13 +387,29 @@ def _hook_sync(plan: Plan, cfg: Config) -> None:
     """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer."""
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         plan.add("SYNC", "hooks", SYNC_HOOKS)
-    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
-        _hook_step(plan, h, f"hooks.createContainer[{i}]")
+    hooks = cfg.hooks.get("createContainer", ())
+    if hooks:
+        # In the container's mount namespace before pivot_root, with the rootfs as cwd (runc): a relative path
+        # in a hook's args names a file in the container's root; the hook's own path resolves in the runtime's.
+        plan.add("CHDIR", "hooks.createContainer", "/")
+        env = None
+        if any(h.env is None for h in hooks):
+            from ocirun.hooks import runtime_env
+
+            # Without `env`, a hook whose path resolves in the runtime namespace gets the runtime's environment
+            # (as the runtime-side hooks do, and crun); the container process's env stays its own.
+            env = [k + b"=" + v for k, v in runtime_env().items()]
+        for i, h in enumerate(hooks):
+            _hook_step(plan, h, f"hooks.createContainer[{i}]", env, HOOK_STATE_CREATING)
 
 
-def _hook_step(plan: Plan, h, label: str) -> None:  # noqa: ANN001
-    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env."""
-    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+def _hook_step(plan: Plan, h, label: str, default_env: list | None, state: int) -> None:  # noqa: ANN001
+    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env,
+    and which of the two states the runtime sent with the hooks go it reads on stdin.
+
+    `default_env` is the environment of a hook without `env` (startContainer: the process's, as runc)."""
+    env = h.env if h.env is not None else default_env or ()
+    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(env), *env, state)
 
 
 def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,
