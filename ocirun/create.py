@@ -181,6 +181,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         activated = _socket_activation()
         if activated:
             cfg.process.env.append(f"LISTEN_FDS={activated}")
+        if fspath.getenv("NOTIFY_SOCKET") and cfg.ns("mount") is not None:
+            from ocirun import sdnotify
+
+            sdnotify.setup(cfg, d)  # /run/notify in the container, relayed by start (runc's notify socket)
         t = tr and tr.now()
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd,
                                 preserve_fds=activated + o.preserve_fds,

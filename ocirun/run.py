@@ -46,7 +46,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
     if not detach:
         forward_signals(child.pid)
     try:
-        lifecycle.start(o.root, o.cid, out.warn, created=data)
+        notify = lifecycle.start(o.root, o.cid, out.warn, created=data)
     except BaseException:
         if not detach:
             wait_status(child.pid)
@@ -55,6 +55,8 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         raise
     if ocirun.TRACER:
         ocirun.TRACER.flush()
+    if notify is not None:
+        _notify(notify, child.pid, detach, relay is not None, out)
     if detach:
         return 0
     if relay is not None:
@@ -63,3 +65,25 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
     if not keep:
         lifecycle.delete(o.root, o.cid, True, out.warn)
     return status
+
+
+def _notify(notify, pid: int, detach: bool, terminal: bool, out: Output) -> None:  # noqa: ANN001
+    """NOTIFY_SOCKET: relay the container's readiness. MAINPID is the container's init when we detach, else
+    ourselves: the service manager watches the process that stays (runc). With a terminal to relay too, the
+    wait runs beside it in a thread."""
+    import posix
+
+    mainpid = pid if detach else posix.getpid()
+
+    def forward() -> None:
+        try:
+            notify.forward(mainpid)
+        except OciError as e:
+            out.warn(str(e))
+
+    if terminal and not detach:
+        import threading
+
+        threading.Thread(target=forward, daemon=True).start()
+    else:
+        forward()

@@ -43,6 +43,12 @@ class Runner:
             raise AssertionError(f"{self.name} {' '.join(args)} failed ({p.returncode}): {p.err}")
         return p
 
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The runtime in the background (output discarded), for a command that blocks."""
+        return subprocess.Popen([*self.argv, "--root", self.root, *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ) if env is None else env)
+
     def containers(self) -> list[str]:
         if not os.path.isdir(self.root):
             return []
@@ -124,3 +130,31 @@ def read_probe(path: str) -> dict:
         else:
             out[k] = v
     return out
+
+
+# Sends argv[1] as one datagram to $NOTIFY_SOCKET ("@name": abstract), as sd_notify(3) does.
+SDNOTIFY_C = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+int main(int argc, char **argv) {
+  const char *path = getenv("NOTIFY_SOCKET");
+  if (!path || argc < 2) { fprintf(stderr, "sdnotify: no NOTIFY_SOCKET\n"); return 2; }
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+  socklen_t len = sizeof a;
+  if (a.sun_path[0] == '@') {
+    a.sun_path[0] = 0;
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+  }
+  int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (s < 0 || sendto(s, argv[1], strlen(argv[1]), 0, (struct sockaddr *)&a, len) < 0) {
+    perror("sdnotify");
+    return 1;
+  }
+  return 0;
+}
+"""
