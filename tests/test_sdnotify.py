@@ -253,3 +253,24 @@ def test_run_with_a_terminal_relays_both(runtime, bundle, listener, monkeypatch)
     assert status == 3 and out.replace(b"\r\n", b"\n") == b"before\nafter\n", out
     wait_until(lambda: "BARRIER=1" in listener.lines(), "the relay")
     assert listener.lines()[0] == "READY=1" and listener.lines()[1].startswith("MAINPID=")
+
+
+@pytest.mark.parametrize("runtime", ["ocirun"], indirect=True)
+@pytest.mark.parametrize("detach", [True, False])
+def test_run_with_unreachable_notify_socket_fails_cleanly(runtime, bundle, detach):
+    """`run` fails before the process starts, and nothing is left (state, cgroup, mounts: the fixtures check)."""
+    b = sd_bundle(bundle, "touch /tmp/ran", readonly=False)
+    p = runtime("run", *(["-d"] if detach else []), "-b", b.path, b.id,
+                env=dict(os.environ, NOTIFY_SOCKET="/nonexistent/notify.sock"), timeout=20)
+    assert p.returncode == 1 and "NOTIFY_SOCKET /nonexistent/notify.sock: no such file or directory" in p.err
+    assert not os.path.exists(os.path.join(b.rootfs, "tmp/ran")) and runtime.containers() == []
+
+
+def test_exec_does_not_get_the_notify_socket(runtime, bundle, listener):
+    """Only the container's process has NOTIFY_SOCKET: an exec'd one starts from config.json's env (runc reads
+    the bundle's), and nobody listens once the container is ready."""
+    b = sd_bundle(bundle, "sdnotify READY=1 && exec sleep 1000")
+    runtime("run", "-d", "-b", b.path, b.id, env=notify_env(listener), check=True)
+    p = runtime("exec", b.id, "sh", "-c", 'echo "$NOTIFY_SOCKET"')
+    runtime("delete", "--force", b.id, check=True)
+    assert p.out == "\n", (runtime.name, p.out, p.err)
