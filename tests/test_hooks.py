@@ -213,3 +213,22 @@ def test_exec_launcher_keeps_the_callers_lc_all_for_hooks(tmp_path, caller_lc_al
     p = subprocess.run([out, "state", "x"], capture_output=True, text=True, env=env, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == repr(sorted((k.encode(), v.encode()) for k, v in env.items()))
+
+
+@pytest.mark.parametrize("runtime", ["ocirun"], indirect=True)
+def test_poststop_hook_runs_when_the_bundle_is_gone(runtime, bundle, tmp_path):
+    """A bundle moved away before `delete`: the poststop hook still runs (in the runtime's cwd)."""
+    probe = static_program("probe", PROBE_C)
+    b = bundle(["true"])
+    b.spec["hooks"] = {"poststop": [{"path": probe, "args": ["probe", str(tmp_path / "stop.out")]}]}
+    b.write()
+    runtime("create", "-b", b.path, b.id, check=True)
+    runtime("start", b.id, check=True)
+    moved = b.path + ".moved"
+    os.rename(b.path, moved)
+    try:
+        p = runtime("delete", "--force", b.id, cwd=str(tmp_path))
+    finally:
+        os.rename(moved, b.path)
+    assert p.returncode == 0 and p.err == "", p.err
+    assert read_probe(str(tmp_path / "stop.out"))["cwd"] == str(tmp_path)
