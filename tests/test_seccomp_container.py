@@ -123,6 +123,49 @@ def test_notify_fd_reaches_the_listener(rt, bundle, tmp_path, nnp):
     assert "rc=1" in p.out
 
 
+@pytest.mark.parametrize("nnp", [True, False])
+def test_notify_fd_of_an_exec_reaches_the_listener(rt, bundle, tmp_path, nnp):
+    """exec into a container with a notify profile: the exec'd process's own listener fd goes to listenerPath
+    too (status running), with or without noNewPrivileges."""
+    sock_path = str(tmp_path / "listener.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(2)
+    srv.settimeout(30)
+    got: list = []
+
+    def serve() -> None:
+        while len(got) < 2:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+            for _, _, data in anc:
+                for i in range(0, len(data), 4):
+                    os.close(int.from_bytes(data[i:i + 4], "little"))
+            got.append(json.loads(msg))
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    b = bundle(["sleep", "1000"], readonly=False)
+    b.spec["process"]["noNewPrivileges"] = nnp
+    b.spec["linux"]["seccomp"] = profile(listenerPath=sock_path, syscalls=[
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+    b.write()
+    try:
+        rt("run", "-d", "-b", b.path, b.id, check=True)
+        p = rt("exec", b.id, "sh", "-c", "mkdir /tmp/e 2>&1; echo rc=$?")
+        rt("delete", "-f", b.id, check=True)
+    finally:
+        t.join(10)
+        srv.close()
+    assert p.returncode == 0 and "rc=1" in p.out, p.err
+    assert [m["state"]["status"] for m in got] == ["creating", "running"]
+    assert not os.path.exists(os.path.join(b.rootfs, "tmp/e"))
+
+
 @pytest.mark.parametrize("flag", ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"])
 def test_flags(rt, bundle, flag):
     b = bundle(["true"])
