@@ -172,9 +172,11 @@ def test_stats_and_kill(podman: Podman) -> None:
     assert inspect(podman, name)["State"]["ExitCode"] == 137
 
 
-def test_sdnotify_container(podman: Podman) -> None:
+@pytest.mark.parametrize("mode", ["container", "conmon"])
+def test_sdnotify(podman: Podman, mode: str) -> None:
     """--sdnotify=container: podman binds conmon's proxy socket on /run/notify and sets NOTIFY_SOCKET in the
-    config (it unsets its own for the runtime); the container's READY=1 reaches podman's NOTIFY_SOCKET."""
+    config (it unsets its own for the runtime); the container's READY=1 reaches podman's NOTIFY_SOCKET.
+    --sdnotify=conmon: conmon says READY=1 itself once the container runs (and `start` must not wait)."""
     import socket
     import sys
     import tempfile
@@ -192,8 +194,9 @@ def test_sdnotify_container(podman: Podman) -> None:
     podman.env = dict(saved, NOTIFY_SOCKET=f"{d}/notify.sock")
     try:
         name = podman.name()
-        r = podman("run", "-d", "--name", name, "--sdnotify=container", "-v", f"{helper}:/bin/sdnotify:ro", IMAGE,
-                   "sh", "-c", 'sdnotify "STATUS=up" && sdnotify READY=1 && exec sleep 1000')
+        script = 'sdnotify "STATUS=up" && sdnotify READY=1 && exec sleep 1000' if mode == "container" else "sleep 1000"
+        r = podman("run", "-d", "--name", name, f"--sdnotify={mode}", "-v", f"{helper}:/bin/sdnotify:ro", IMAGE,
+                   "sh", "-c", script, timeout=60)
         assert r.returncode == 0, r
         lines: list[str] = []
         end = time.monotonic() + 30
