@@ -166,9 +166,16 @@ void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int 
   long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   if (r < 0) die(c, errno, "load seccomp filter");
   if (notify) {
+    /* Only write(2) and read(2) until the runtime holds its copy (pidfd_getfd: csrc/seccomp_fd.c): a profile
+     * may notify sendmsg, and a notified syscall before the listener has the fd would wait forever. (It may
+     * not notify write: seccomp.py refuses that, as runc.) */
     if (c->sync_fd < 0) die(c, EINVAL, "seccomp notify needs the runtime present");
-    if (send_msg(c->sync_fd, MSG_FD, 0, NULL, 0) < 0 || ocirun_send_fd(c->sync_fd, (int)r, NULL, 0) < 0)
-      die(c, errno, "send seccomp listener fd");
+    struct ocirun_msg m = {MSG_FD, (int32_t)r, 0};
+    ssize_t n;
+    do n = write(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m) die(c, n < 0 ? errno : EPIPE, "send seccomp listener fd");
+    do n = read(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m || m.type != MSG_GO) _exit(1); /* the runtime gave up: it reports why */
     close((int)r);
   }
 }

@@ -275,7 +275,7 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
             child.go(hooks.container_states(data, child.pid) if in_container else b"")
         elif t == executor.MSG_FD:
-            fd = child.recv_fd()
+            fd = child.take_fd(v)
             data["pid"] = child.pid
             _send_listener(sec_obj, fd, state.hook_state(data, "creating"))
         elif t == executor.MSG_READY:

@@ -201,3 +201,84 @@ def test_log_action_allows_the_call(rt, bundle):
     b.write()
     assert rt("run", "-b", b.path, b.id).returncode == 0
     assert os.path.isdir(os.path.join(b.rootfs, "tmp/d"))
+
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif): 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp): 24 bytes
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+
+
+def agent(fd: int, seen: list[int], refuse: dict[int, int]) -> None:
+    """A seccomp agent: answer every notification on the listener fd, refusing the numbers in `refuse` with
+    their errno and letting the rest continue, until the filtered processes are gone."""
+    import fcntl
+    import select
+    import struct
+
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    try:
+        while True:
+            events = p.poll(30000)
+            if not events or events[0][1] & (select.POLLHUP | select.POLLERR):
+                return
+            buf = bytearray(80)
+            try:
+                fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, buf)
+            except OSError:
+                continue  # the notifying thread died meanwhile
+            nid, _pid, _flags, nr = struct.unpack_from("=QIIi", buf)
+            seen.append(nr)
+            if nr in refuse:
+                resp = struct.pack("=QqiI", nid, 0, -refuse[nr], 0)
+            else:
+                resp = struct.pack("=QqiI", nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+            try:
+                fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, bytearray(resp))
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_notify_on_sendmsg_does_not_hang_the_init(rt, bundle, tmp_path, nnp):
+    """A profile may notify sendmsg (runc >= 1.2 allows it): the init hands its listener fd over with write(2)
+    and the runtime takes it with pidfd_getfd, so the init's own sendmsg calls after that reach the agent
+    instead of waiting forever. The agent sees them, lets them continue, and refuses mkdir with EXDEV."""
+    import errno
+
+    import pyseccomp
+
+    sock_path = str(tmp_path / "agent.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    srv.settimeout(30)
+    seen: list[int] = []
+    names = {n: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) for n in ("sendmsg", "mkdir", "mkdirat")}
+
+    def serve() -> None:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        _msg, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        conn.close()
+        agent(fds[0], seen, {names["mkdir"]: errno.EXDEV, names["mkdirat"]: errno.EXDEV})
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    b = bundle(["sh", "-c", "mkdir /tmp/d 2>&1; echo rc=$?"], readonly=False)
+    b.spec["process"]["noNewPrivileges"] = nnp
+    b.spec["linux"]["seccomp"] = profile(listenerPath=sock_path, syscalls=[
+        {"names": ["sendmsg", "mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+    b.write()
+    try:
+        p = rt("run", "-b", b.path, b.id, timeout=60)
+    finally:
+        t.join(30)
+        srv.close()
+    assert p.returncode == 0, p.err
+    assert "Invalid cross-device link" in p.out and "rc=1" in p.out, p.out
+    assert names["sendmsg"] in seen and {names["mkdir"], names["mkdirat"]} & set(seen), seen
