@@ -192,6 +192,13 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
                                 cgroup=mgr.to_state(), seccomp=sec)
         if tr:
             tr.step("plan.compile", t, f"{len(p.steps)} steps")
+        if p.mount_sources:  # id-mapped bind sources, made with our privileges
+            from ocirun import mountsrc
+
+            t = tr and tr.now()
+            fds += mountsrc.open_sources(p)
+            if tr:
+                tr.step("mount sources", t, f"{len(p.mount_sources)} id-mapped open_tree copies")
         data = {
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
@@ -274,6 +281,10 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st, cfg.bundle)
             in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
             child.go(hooks.container_states(data, child.pid) if in_container else b"")
+        elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
+            from ocirun import mountsrc
+
+            mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
             fd = child.take_fd(v)
             data["pid"] = child.pid

@@ -1,11 +1,13 @@
-"""The same bundle under ocirun and, when it is installed, runc: a `runtime` fixture parametrised over both with
-one call shape, and static helper programs built for tests to run on the host or inside a container.
+"""Run one scenario under ocirun and under runc with the same bundle (runc parity): the `runtime` fixture is
+parametrized over both and skips runc where it is not installed. Also static helper programs built for tests
+to run on the host or inside a busybox container (a hook probe, an sd_notify sender).
 
-Imported by name (`from sidebyside import runtime`), like ocitest.
+Imported by name (`from sidebyside import …`), like ocitest.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,55 +17,70 @@ import pytest
 from ocitest import ocirun_cmd
 
 RUNC = shutil.which("runc")
-RUNTIMES = ["ocirun"] + (["runc"] if RUNC else [])
+RUNTIMES = ["ocirun", "runc"]
 
 
 class Runner:
-    """One runtime on a private --root: runner("run", "-b", path, id, env={...}) → CompletedProcess (.out, .err).
+    """One runtime on a private --root: runtime(args...) → CompletedProcess with .out/.err, like the rt fixture.
 
     `env` is the runtime's whole environment (default: this process's), passed as is: what a hook without `env`
     sees is exactly what was given here."""
 
     def __init__(self, name: str, root: str) -> None:
+        if name == "runc" and not RUNC:
+            pytest.skip("runc is not installed: no side-by-side run")
         self.name = name
         self.root = root
-        self.argv = ocirun_cmd() if name == "ocirun" else [RUNC]
+        self.base = ocirun_cmd() if name == "ocirun" else [RUNC]
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, check: bool = False, timeout: float = 30,
+    @property
+    def argv(self) -> list[str]:
+        return [*self.base, "--root", self.root]
+
+    def __call__(self, *args: str, timeout: float = 30, env: dict[str, str] | None = None, check: bool = False,
                  **kw: object) -> subprocess.CompletedProcess:
         with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:  # a created init keeps stdio open
-            p = subprocess.run([*self.argv, "--root", self.root, *args], stdout=fo, stderr=fe, timeout=timeout,
+            p = subprocess.run([*self.argv, *args], stdout=fo, stderr=fe, timeout=timeout, stdin=subprocess.DEVNULL,
                                env=dict(os.environ) if env is None else env, **kw)
             fo.seek(0)
             fe.seek(0)
-            p.stdout, p.stderr = fo.read(), fe.read()
-        p.out = p.stdout.decode(errors="replace")
-        p.err = p.stderr.decode(errors="replace")
+            p.out, p.err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
         if check and p.returncode != 0:
             raise AssertionError(f"{self.name} {' '.join(args)} failed ({p.returncode}): {p.err}")
         return p
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """The runtime in the background (output discarded), for a command that blocks."""
-        return subprocess.Popen([*self.argv, "--root", self.root, *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ) if env is None else env)
+        return subprocess.Popen([*self.argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, env=dict(os.environ) if env is None else env)
+
+    def cleanup(self, cid: str) -> None:
+        self("delete", "--force", cid)
+
+    def pid(self, cid: str) -> int:
+        p = self("state", cid)
+        assert p.returncode == 0, p.err
+        return json.loads(p.out)["pid"]
 
     def containers(self) -> list[str]:
+        """The ids this runtime still has state for."""
         if not os.path.isdir(self.root):
             return []
         return [n for n in os.listdir(self.root) if not n.startswith(".")]
 
 
 @pytest.fixture(params=RUNTIMES)
-def runtime(request: pytest.FixtureRequest, tmp_path) -> Runner:  # noqa: ANN001
-    """Each scenario once per runtime; afterwards nothing may be left under either runtime's root."""
+def runtime(request, tmp_path, bundle):  # noqa: ANN001, ANN201
+    """Set up after `bundle`, so its containers are gone before bundle checks that nothing is left."""
     r = Runner(request.param, str(tmp_path / f"root-{request.param}"))
     yield r
-    left = r.containers()
-    for cid in left:
-        r("delete", "--force", cid)
-    assert not left, f"{r.name}: containers left behind: {left}"
+    for cid in r.containers():
+        r.cleanup(cid)
+
+
+def runc_version() -> tuple[int, ...]:
+    """runc's version as numbers ((0,) when unknown): some behaviour is newer than the runc installed."""
+    out = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.split()
+    return tuple(int(x) for x in out[2].split("+")[0].split("-")[0].split(".")) if len(out) > 2 else (0,)
 
 
 _BUILT: dict[str, str] = {}

@@ -105,14 +105,14 @@ def test_create_container_hook_environment(runtime, bundle, tmp_path, mode):
 @pytest.mark.parametrize("mode", ["absent", "given"])
 def test_start_container_hook_environment_and_cwd(runtime, bundle, mode):
     """startContainer without `env` gets the container process's environment (runc: "historically ... inherited
-    the process environment specified for init"), and runs in process.cwd inside the container, where its
-    path resolves. (runc also adds the HOME it gives the process.)"""
+    the process environment specified for init"), HOME from the container's passwd included as the process
+    gets it, and runs in process.cwd inside the container, where its path resolves."""
     b = bundle(["true"], readonly=False)
     probe = install(static_program("probe", PROBE_C), b.rootfs)
     hook = {"path": probe, "args": ["probe", "/tmp/sc.out"]}
     if mode == "given":
         hook["env"] = ["ONLY=this"]
-    b.spec["process"]["env"] = ["PATH=/bin", "IN=container", "HOME=/root"]
+    b.spec["process"]["env"] = ["PATH=/bin", "IN=container"]  # no HOME: root's /root from /etc/passwd
     b.spec["process"]["cwd"] = "/etc"
     b.spec["hooks"] = {"startContainer": [hook]}
     b.write()

@@ -128,7 +128,8 @@ def test_start_waits_for_ready(runtime, bundle, listener):
         time.sleep(0.5)  # not a timing assertion: start must still be waiting however long this takes
         assert p.poll() is None and not listener.messages
         open(os.path.join(b.rootfs, "tmp/go"), "w").close()
-        assert p.wait(timeout=20) == 0
+        p.communicate(timeout=20)
+        assert p.returncode == 0
     finally:
         if p.poll() is None:
             p.kill()
@@ -162,7 +163,8 @@ def test_run_relays_ready(runtime, bundle, listener, detach):
             wait_until(lambda: "READY=1" in listener.lines(), "READY")
             want = p.pid
             open(os.path.join(b.rootfs, "tmp/stop"), "w").close()
-            assert p.wait(timeout=20) == 0
+            p.communicate(timeout=20)
+            assert p.returncode == 0
         finally:
             if p.poll() is None:
                 p.kill()
@@ -249,7 +251,7 @@ def test_run_with_a_terminal_relays_both(runtime, bundle, listener, monkeypatch)
 
     b = sd_bundle(bundle, "echo before; sdnotify READY=1; echo after; exit 3", terminal=True)
     monkeypatch.setenv("NOTIFY_SOCKET", listener.name)
-    out, status = pty_run([*runtime.argv, "--root", runtime.root, "run", "-b", b.path, b.id])
+    out, status = pty_run([*runtime.argv, "run", "-b", b.path, b.id])
     assert status == 3 and out.replace(b"\r\n", b"\n") == b"before\nafter\n", out
     wait_until(lambda: "BARRIER=1" in listener.lines(), "the relay")
     assert listener.lines()[0] == "READY=1" and listener.lines()[1].startswith("MAINPID=")
