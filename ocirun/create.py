@@ -184,6 +184,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         activated = _socket_activation()
         if activated:
             cfg.process.env.append(f"LISTEN_FDS={activated}")
+        if fspath.getenv("NOTIFY_SOCKET") and cfg.ns("mount") is not None:
+            from ocirun import sdnotify
+
+            sdnotify.setup(cfg, d)  # /run/notify in the container, relayed by start (runc's notify socket)
         t = tr and tr.now()
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd,
                                 preserve_fds=activated + o.preserve_fds,
@@ -276,15 +280,16 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             data["pid"] = child.pid
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
             st = state.hook_state(data, "created")
-            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st)
-            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st)
-            child.go(st)
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st, cfg.bundle)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st, cfg.bundle)
+            in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
+            child.go(hooks.container_states(data, child.pid) if in_container else b"")
         elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
             from ocirun import mountsrc
 
             mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
-            fd = child.recv_fd()
+            fd = child.take_fd(v)
             data["pid"] = child.pid
             _send_listener(sec_obj, fd, state.hook_state(data, "creating"))
         elif t == executor.MSG_READY:
