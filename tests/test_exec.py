@@ -21,7 +21,8 @@ CAP_NET_ADMIN = 12
 def ctr(rt, bundle):  # noqa: ANN001, ANN201
     """A running `sleep 1000` container with a cgroup namespace too; force-deleted afterwards."""
     b = bundle(["sleep", "1000"])
-    b.spec["linux"]["namespaces"].append({"type": "cgroup"})
+    if not any(n["type"] == "cgroup" for n in b.spec["linux"]["namespaces"]):  # (the v2 default has one)
+        b.spec["linux"]["namespaces"].append({"type": "cgroup"})
     b.write()
     rt("create", "-b", b.path, b.id, check=True)
     rt("start", b.id, check=True)

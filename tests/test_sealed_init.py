@@ -469,12 +469,19 @@ print(json.dumps(out))
 """
 
 
-def under_memfd_noexec(rt, b, scenario: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    """NOEXEC_HELPER's scenario in a new pid namespace with vm.memfd_noexec=2 (skips where it cannot)."""
+def memfd_noexec_or_skip() -> str:
+    """The host's vm.memfd_noexec; skips where there is none or no unshare(1) to raise it in a pid namespace."""
     if not os.path.exists("/proc/sys/vm/memfd_noexec"):
         pytest.skip("kernel without vm.memfd_noexec (before 6.3)")
     if not shutil.which("unshare"):
         pytest.skip("no unshare(1)")
+    with open("/proc/sys/vm/memfd_noexec") as f:
+        return f.read()
+
+
+def under_memfd_noexec(rt, b, scenario: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    """NOEXEC_HELPER's scenario in a new pid namespace with vm.memfd_noexec=2."""
+    memfd_noexec_or_skip()
     return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", NOEXEC_HELPER,
                            scenario, json.dumps([*ocirun_cmd(), "--root", rt.root]), b.id, b.path, ATTACK],
                           capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
@@ -485,13 +492,12 @@ def test_memfd_noexec_falls_back_to_a_read_only_private_copy(rt, bundle):
     a copy of ocirun-init in a tmpfs of the runtime's own, mounted nowhere and read-only (superblock and
     mount). The issue's attacks from a CAP_SYS_PTRACE container fail as with the memfd (EROFS where the
     seal gives EPERM), no host file changes, and the host's vm.memfd_noexec is untouched."""
-    with open("/proc/sys/vm/memfd_noexec") as f:
-        host_value = f.read()
     b = bundle(["sleep", "1000"])
     ptrace_capable(b)
     native = glob.glob(os.path.join(ROOT, "ocirun", "_native*.so"))
     hosts = [ocirun_cmd()[0], INIT, *native]
     before = {h: digest(h) for h in hosts}
+    host_value = memfd_noexec_or_skip()
     p = under_memfd_noexec(rt, b, "fallback")
     assert p.returncode == 0, p.stderr
     seen = json.loads(p.stdout)
