@@ -48,7 +48,7 @@ void do_lookup_home(struct child_ctx *c, long long uid);
 /* pidns.c: setns of a pid namespace to enter later; the fork that enters it (the runtime follows the new
  * pid: MSG_PID); a proc mount for that namespace before the fork: 1 when mounted, 0 when the kernel could not
  * and we forked instead (mount as usual then) */
-void join_pidns(struct child_ctx *c, int fd);
+void join_pidns(struct child_ctx *c, int fd, const char *path); /* path: for errors, or NULL */
 void fork_into_pidns(struct child_ctx *c);
 int mount_proc_for_children(struct child_ctx *c, const char *src, const char *target, const char *dst,
                             unsigned long flags, const char *data);

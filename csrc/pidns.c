@@ -47,8 +47,8 @@ void fork_into_pidns(struct child_ctx *c) {
   if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR))) _exit(1);
 }
 
-void join_pidns(struct child_ctx *c, int fd) {
-  if (setns(fd, CLONE_NEWPID) < 0) die(c, errno, "setns");
+void join_pidns(struct child_ctx *c, int fd, const char *path) {
+  if (setns(fd, CLONE_NEWPID) < 0) die(c, errno, "setns%s%s", path ? " " : "", path ? path : "");
   if (c->pidns_pending) close(c->pidns_fd);
   c->pidns_fd = fd; /* kept for a proc mount before the fork */
   c->pidns_pending = 1;

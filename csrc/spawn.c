@@ -133,7 +133,7 @@ static void do_setns(struct child_ctx *c, const char *path, int nstype) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) die(c, errno, "open namespace %s", path);
   if (nstype == CLONE_NEWPID) {
-    join_pidns(c, fd);
+    join_pidns(c, fd, path);
     return;
   }
   if (setns(fd, nstype) < 0) die(c, errno, "setns %s", path);
@@ -167,7 +167,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
   switch (op) {
   case OP_SETNS:
     if (a[0].kind == ARG_INT && a[1].i == CLONE_NEWPID) {
-      join_pidns(c, (int)a[0].i);
+      join_pidns(c, (int)a[0].i, NULL);
     } else if (a[0].kind == ARG_INT) { /* an fd the runtime opened (exec: before any setns hides the paths) */
       if (setns((int)a[0].i, (int)a[1].i) < 0) die(c, errno, "setns");
       close((int)a[0].i);

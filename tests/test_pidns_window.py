@@ -356,3 +356,20 @@ def test_killing_a_failed_child_kills_the_process_it_forked_too():
             if os.path.exists(f"/proc/{p.pid}"):
                 p.kill()
                 p.wait()
+
+
+def test_joining_a_pid_namespace_that_is_not_there_is_one_clear_error(rt, bundle, tmp_path):
+    """A pid namespace path that does not exist, or names another namespace type, fails create with one line
+    naming the path (the child opens it, as every namespace path), and leaves nothing behind (the fixtures
+    check)."""
+    b = bundle(["true"])
+    for path, why in ((str(tmp_path / "nope"), "No such file or directory"), ("/proc/self/ns/net", "Invalid argument")):
+        for n in b.spec["linux"]["namespaces"]:
+            if n["type"] == "pid":
+                n["path"] = path
+        b.write()
+        p = rt("run", "-b", b.path, b.id)
+        assert p.returncode == 1 and p.err.count("\n") == 1, p.err
+        assert p.err.startswith("ocirun: container init: linux.namespaces.pid: ") and path in p.err, p.err
+        assert p.err.rstrip().endswith(why), p.err
+        assert not os.path.exists(os.path.join(rt.root, b.id))
