@@ -197,10 +197,14 @@ def test_created_reads_as_running_once_the_start_socket_is_gone(tmp_path):
 
     sock = tmp_path / "notify.sock"
     sock.write_text("")
-    me = {"pid": os.getpid(), "start_time": state.proc_stat(os.getpid())[1], "status": "created",
+    me = {"id": "me", "pid": os.getpid(), "start_time": state.proc_stat(os.getpid())[1], "status": "created",
           "notify": str(sock)}
-    assert state.status(me) == "created"
+
+    def status(d: dict) -> str:
+        return state.ContainerState.from_json(d, "state.json").current_status()
+
+    assert status(me) == "created"
     sock.unlink()
-    assert state.status(me) == "running"
-    assert state.status({**me, "notify": None}) == "created"
-    assert state.status({**me, "start_time": me["start_time"] + 1}) == "stopped"  # a reused pid
+    assert status(me) == "running"
+    assert status({**me, "notify": None}) == "created"
+    assert status({**me, "start_time": me["start_time"] + 1}) == "stopped"  # a reused pid

@@ -73,21 +73,22 @@ def test_mount_options():
 
 
 def test_seccomp_placement(tmp_path):
-    sec = (b"\0" * 8, 0, False)
+    sec = plan.SeccompFilter(b"\0" * 8, 0, False)
     c = cfg_for(tmp_path)
     o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
     assert o.index("WAIT_START") < o.index("SECCOMP") < o.index("EXEC")  # NNP: as late as possible
     c.process.no_new_privileges = False
     o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
     assert o.index("SECCOMP") < o.index("SETUID")  # needs CAP_SYS_ADMIN: before the drop
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, True)))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, True)))
     assert o.index("SECCOMP") < o.index("WAIT_START")  # notify: while the runtime is there for the fd
 
 
 def test_encode_is_accepted_by_the_c_parser(tmp_path):
     from ocirun import executor
 
-    p = plan.compile_create(cfg_for(tmp_path), listen_fd=5, seccomp=(b"\x06\0\0\0\0\0\xff\x7f", 0, False))
+    allow = plan.SeccompFilter(b"\x06\0\0\0\0\0\xff\x7f", 0, False)
+    p = plan.compile_create(cfg_for(tmp_path), listen_fd=5, seccomp=allow)
     executor.check(p)
     bad = plan.Plan()
     bad.steps.append(plan.Step("EXEC", "", 5))
