@@ -187,7 +187,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
         t = tr and tr.now()
         sec, sec_obj = _seccomp(cfg, o.root)
         if tr and sec:
-            tr.step("seccomp.load", t, f"{len(sec[0]) // 8} BPF instructions (cache {o.root}/.seccomp-cache)")
+            tr.step("seccomp.load", t, f"{len(sec.bpf) // 8} BPF instructions (cache {o.root}/.seccomp-cache)")
         listen_fd = _listen(d)
         fds.append(listen_fd)
         console_fd = o.console_fd
