@@ -386,7 +386,11 @@ class Journal:
                                  posix.O_CLOEXEC, 0o600)
         except OSError as e:
             raise OciError(f"state file {self.path}", _why(e)) from None
-        self.add(head)
+        try:
+            self.add(head)
+        except OciError:
+            self.close()
+            raise
 
     def add(self, entry: dict) -> None:
         try:
