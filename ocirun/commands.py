@@ -75,8 +75,18 @@ def cmd_start(g: "Args", a: "Args", out: "Output") -> int:
 
 def cmd_state(g: "Args", a: "Args", out: "Output") -> int:
     st = state.load(_root(g), a.pos[0])
-    sys.stdout.write(_pretty(st.oci()) + "\n")
+    oci = st.oci()
+    _step("state.load", f"{a.pos[0]}: {oci['status']}, init pid {oci['pid']}")
+    sys.stdout.write(_pretty(oci) + "\n")
     return 0
+
+
+def _step(name: str, detail: str) -> None:
+    """A --trace/--debug line for what a command found (nothing is formatted unless one is on)."""
+    import ocirun
+
+    if ocirun.TRACER:
+        ocirun.TRACER.point(name, detail)
 
 
 def cmd_kill(g: "Args", a: "Args", out: "Output") -> int:
@@ -147,6 +157,7 @@ def cmd_list(g: "Args", a: "Args", out: "Output") -> int:
         row = st.oci()
         row["owner"] = row["owner"] or _owner(fspath.join(root, cid))
         rows.append(row)
+    _step("list", f"{root}: {len(rows)} containers")
     if a.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif fmt == "json":

@@ -134,7 +134,7 @@ class Tracer:
             at = (start - self.t0) / 1e6
             dur = None if end is None else (end - start) / 1e6
             if self.sink is not None:
-                took = "" if dur is None else f" ({dur:.3f} ms)"
+                took = "" if not dur else f" ({dur:.3f} ms)"  # (a point in time has no duration)
                 self.sink(f"{who}: {name}{': ' + detail if detail else ''}{took}")
             if not self.show:
                 continue
