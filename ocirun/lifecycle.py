@@ -32,7 +32,7 @@ def parse_signal(s: str) -> int:
             n = 34 + k if base == "RTMIN" else 64 - k
             if 34 <= n <= 64:
                 return n
-    raise OciError(f'signal "{s}"', "invalid signal")
+    raise OciError(f'signal "{s}"', "unknown signal")  # (runc's words)
 
 
 def _hooks(st: ContainerState, kind: str) -> list:

@@ -86,7 +86,7 @@ def test_kill_signal_forms(rt, bundle):
     with open(os.path.join(b.rootfs, "tmp/sig")) as f:
         assert f.read() == "got USR1\n"
     p = rt("kill", b.id, "NOSUCHSIG")
-    assert p.returncode == 1 and "invalid signal" in p.err
+    assert p.returncode == 1 and "unknown signal" in p.err
     rt("kill", b.id, "9", check=True)
     wait_stopped(rt, b.id)
     rt("delete", b.id, check=True)

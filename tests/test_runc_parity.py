@@ -127,6 +127,9 @@ ERRORS = [
     ("running", ["delete", "{id}"], 1, "not stopped"),
     ("running", ["resume", "{id}"], 1, "container not paused"),
     ("running", ["create", "-b", "{bundle}", "{id}"], 1, "exists"),
+    ("running", ["kill", "{id}", "FOO"], 1, "unknown signal"),
+    ("paused", ["pause", "{id}"], 1, "container not running"),
+    ("paused", ["exec", "{id}", "true"], 255, "cannot exec in a paused container"),
     ("stopped", ["kill", "{id}", "TERM"], 1, "container not running"),
     ("stopped", ["start", "{id}"], 1, "cannot start a container that has stopped"),
     ("stopped", ["pause", "{id}"], 1, "container not running"),
@@ -141,6 +144,8 @@ def test_error_words(cli, bundle, setup, cmd, status, words):
     b = bundle(["sleep", "1000"])
     if setup != "none":
         cli("run", "-d", "-b", b.path, b.id, check=True)
+    if setup == "paused":
+        cli("pause", b.id, check=True)
     if setup == "stopped":
         cli("kill", b.id, "KILL", check=True)
         cli.wait_stopped(b.id)
