@@ -140,46 +140,55 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
         tr.point("kill", f"signal {sig} to init {st.pid}")
 
 
-def _wait_gone(st: ContainerState, timeout_ms: int = 10000) -> None:
-    """Wait for the init to exit (it is usually not our child: poll a pidfd)."""
+def _wait_gone(st: ContainerState, timeout_ms: int = 10000) -> bool:
+    """Wait for the init to exit (it is usually not our child: poll a pidfd); False if it still runs."""
     if st.pid <= 0:
-        return
+        return True
     try:
         pfd = posix.pidfd_open(st.pid)
     except (ProcessLookupError, OverflowError):
-        return
+        return True
     try:
         if not st.alive():
-            return
+            return True
         import select
 
         p = select.poll()
         p.register(pfd, select.POLLIN)
-        p.poll(timeout_ms)
+        return bool(p.poll(timeout_ms))
     finally:
         posix.close(pfd)
 
 
-def _kill_everything(st: ContainerState, mgr, force: bool) -> None:  # noqa: ANN001
-    """SIGKILL the init and (with --force, or while it runs) every process of the cgroup, thaw whatever
-    froze them (our pause or someone else's: a frozen task dies only once thawed on cgroup v1), then wait
-    for the init to be gone."""
+def _thaw(mgr) -> None:  # noqa: ANN001
+    try:
+        if mgr.is_frozen():
+            mgr.thaw()
+    except (OSError, OciError):
+        pass
+
+
+def _kill_everything(st: ContainerState, mgr) -> None:  # noqa: ANN001
+    """SIGKILL the init and wait for it, then every process left in the cgroup. A frozen task dies only once
+    thawed (cgroup v1), so a frozen cgroup is thawed after the signal: ours (pause) at once, anyone else's
+    (freezer.state or cgroup.freeze written from outside) when the init is not gone after a moment; the
+    freezer is not read when the init dies at once."""
     if st.alive():
         try:
             signal_init(st, 9)
         except OciError:
             pass
+        if mgr is not None and st.paused:
+            _thaw(mgr)
+        if not _wait_gone(st, 100):
+            if mgr is not None:
+                _thaw(mgr)
+            _wait_gone(st)
     if mgr is not None:
         try:
-            mgr.kill_all(9)  # (thaws a frozen cgroup after signalling: see Manager._signal_frozen)
+            mgr.kill_all(9)  # what outlived the init (no pid namespace); thaws a frozen cgroup after signalling
         except (OSError, OciError):
             pass
-        try:
-            if mgr.is_frozen():
-                mgr.thaw()
-        except (OSError, OciError):
-            pass
-    _wait_gone(st)
 
 
 def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
@@ -212,7 +221,7 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
             warn(f'container "{cid}": {damaged}: removing it as its create journal recorded it')
         t = tr and tr.now()
         if cur != "stopped" or force:
-            _kill_everything(st, mgr, force)
+            _kill_everything(st, mgr)
             if tr:
                 tr.step("kill", t, f"SIGKILL to init {st.pid} and the cgroup")
         if mgr is not None:
