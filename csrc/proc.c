@@ -113,10 +113,28 @@ void do_console(struct child_ctx *c, int sock, int rows, int cols) {
     if (mount(src, target, NULL, MS_BIND, NULL) < 0) die(c, errno, "bind the pty on /dev/console");
     close(cfd);
   }
+  struct stat st;
+  if (fstat(slave, &st) == 0) c->console_rdev = st.st_rdev;
   if (ioctl(slave, TIOCSCTTY, 0) < 0) die(c, errno, "make the pty the controlling terminal");
   for (int fd = 0; fd < 3; fd++)
     if (dup2(slave, fd) < 0) die(c, errno, "dup the pty to stdio");
   if (slave > 2) close(slave);
+}
+
+/* runc's fixStdioPermissions: stdio becomes the process user's (uid only: the pty keeps devpts's tty gid), so
+ * it can reopen /dev/stdout or /proc/self/fd/N (pipes are 0600) and use its terminal. Skipped: what it
+ * already owns, /dev/null, and any terminal but the pty made for it (runc would hand the caller's own
+ * terminal to the container's uid). An owner outside a user namespace's map (EPERM) or a read-only /dev
+ * (EROFS) leaves the fd as it is, as runc. */
+void do_chown_stdio(struct child_ctx *c, uid_t uid) {
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_uid == uid) continue;
+    if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && (!c->console_rdev || st.st_rdev != c->console_rdev))
+      continue;
+    if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EPERM && errno != EROFS && errno != EINVAL)
+      die(c, errno, "chown stdio fd %d to uid %u", fd, (unsigned)uid);
+  }
 }
 
 void do_caps_bounding(struct child_ctx *c, uint64_t keep) {
@@ -228,7 +246,13 @@ void do_wait_start(struct child_ctx *c, int lfd) {
 void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   static char *argv[4096], *envp[8192];
   uint32_t pos = 0;
-  if (fill_vec(a, n, &pos, argv, 4096) < 0 || fill_vec(a, n, &pos, envp, 8192) < 0) die(c, EINVAL, "malformed exec");
+  int envc;
+  if (fill_vec(a, n, &pos, argv, 4096) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0)
+    die(c, EINVAL, "malformed exec");
+  if (c->home_env) {
+    envp[envc] = (char *)c->home_env;
+    envp[envc + 1] = NULL;
+  }
   const char *p = c->exec_path[0] ? c->exec_path : argv[0];
   /* The process outlives the runtime (exec --detach, or runc-like survival of a killed `exec`). */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

@@ -25,6 +25,7 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 1, "SCHED_FLAG_RECLAIM": 2, "SCHED_FL
                "SCHED_FLAG_KEEP_POLICY": 8, "SCHED_FLAG_KEEP_PARAMS": 16, "SCHED_FLAG_UTIL_CLAMP_MIN": 32,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 64}
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+ROOTFS_PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -87,7 +88,7 @@ class Hook:
 
 
 class Mount:
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
 
     def __init__(self, d: dict, path: str) -> None:
         self.destination = _str(d.get("destination"), f"{path}.destination")
@@ -96,6 +97,13 @@ class Mount:
         self.type = _str(d.get("type", ""), f"{path}.type")
         self.source = _str(d.get("source", ""), f"{path}.source")
         self.options = _strs(d.get("options", []), f"{path}.options")
+        # An id-mapped mount's own mapping (None: not given; the plan may take the container's).
+        self.uid_mappings = self.gid_mappings = None
+        for key in ("uidMappings", "gidMappings"):
+            if d.get(key) is not None:
+                maps = [IdMap(_obj(m, f"{path}.{key}[{i}]"), f"{path}.{key}[{i}]")
+                        for i, m in enumerate(_list(d[key], f"{path}.{key}"))]
+                setattr(self, "uid_mappings" if key == "uidMappings" else "gid_mappings", maps)
 
 
 class User:
@@ -282,7 +290,8 @@ class Linux:
         self.cgroups_path = None if cp is None else _str(cp, f"{p}.cgroupsPath")
         self.resources = _obj(d.get("resources", {}), f"{p}.resources")
         rp = _str(d.get("rootfsPropagation", ""), f"{p}.rootfsPropagation")
-        if rp not in ("", "shared", "slave", "private", "unbindable"):
+        # The spec names four values; runc also takes the recursive forms (containerd's CRI writes rshared/rslave).
+        if rp not in ROOTFS_PROPAGATIONS:
             raise bad(f"{p}.rootfsPropagation", f'unknown propagation "{rp}"')
         self.rootfs_propagation = rp
         self.seccomp = d.get("seccomp")

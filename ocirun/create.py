@@ -206,6 +206,13 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
                                 cgroup=mgr.to_state(), seccomp=sec)
         if tr:
             tr.step("plan.compile", t, f"{len(p.steps)} steps")
+        if p.mount_sources:  # id-mapped bind sources, made with our privileges
+            from ocirun import mountsrc
+
+            t = tr and tr.now()
+            fds += mountsrc.open_sources(p)
+            if tr:
+                tr.step("mount sources", t, f"{len(p.mount_sources)} id-mapped open_tree copies")
         cgroup_fd = mgr.clone_into_fd()
         if cgroup_fd is not None:
             fds.append(cgroup_fd)
@@ -307,6 +314,10 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
             hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", hs)
             hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", hs)
             child.go(hs)
+        elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
+            from ocirun import mountsrc
+
+            mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
             fd = child.recv_fd()
             _send_listener(sec_obj, fd, st.hook_json("creating"))

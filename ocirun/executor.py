@@ -7,7 +7,7 @@ from ocirun import fspath
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
-MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD = 1, 2, 3, 4, 5
+MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT = 1, 2, 3, 4, 5, 6
 MSG_GO, MSG_ABORT = 100, 101
 _HDR_SIZE = 12  # struct { uint32 type; int32 value; uint32 len } (little-endian), then len bytes
 
