@@ -176,12 +176,12 @@ def test_cwd_steps(tmp_path):
     """runc's order: cwd created after pivot_root (before / turns read-only), entered before the user switch
     and again after it; no creation when the cwd is / and none for exec."""
     c = cfg_for(tmp_path, lambda s: s["process"].update(cwd="/work"))
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, False)))
     assert o.index("PIVOT") < o.index("MKDIR_CWD") < o.index("ROOT_READONLY")
     assert o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR") < o.index("EXEC")
     assert "OPEN_CWD" not in o and "MKDIR_CWD" not in ops(plan.compile_create(cfg_for(tmp_path), listen_fd=5))
     c.process.no_new_privileges = False
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, False)))
     assert o.index("CHDIR_TRY") < o.index("SECCOMP") < o.index("SETUID")  # resolved before a filter is on
     o = ops(plan.compile_exec(c.process, []))
     assert "MKDIR_CWD" not in o and o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR")
