@@ -28,7 +28,7 @@ enum ocirun_op {
   OP_SYMLINK,          /* target, path */
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
-  OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
+  OP_HOOK,             /* path, timeout, argc, argv..., envc, env..., flags (HOOK_* below) */
   OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot: the host's proc/sysfs detached first),
                           2 chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
@@ -83,6 +83,10 @@ struct ocirun_trace {
 };
 
 enum { ARG_INT = 0, ARG_STR = 1 };
+
+/* OP_HOOK's flags (ocirun/plan.py HOOK_*): the state it reads (the second document: "created"), and an env
+ * that is the process's, which gets the HOME the init looked up (OP_LOOKUP_HOME) as the process does. */
+enum { HOOK_STATE_CREATED = 1, HOOK_PROCESS_ENV = 2 };
 
 struct ocirun_arg {
   int kind;

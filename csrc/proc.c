@@ -45,12 +45,35 @@ static int fill_vec(const struct ocirun_arg *a, uint32_t n, uint32_t *pos, char 
   return (int)cnt;
 }
 
+/* The state a hook reads on stdin: the runtime sends two documents, NUL-separated, with the hooks go, the
+ * container's view for createContainer (status "creating") and for startContainer ("created"). */
+static const char *hook_state(struct child_ctx *c, int second, size_t *len) {
+  const char *s = c->state_json;
+  if (!s) return NULL;
+  size_t first = strnlen(s, c->state_len);
+  if (second && first < c->state_len) {
+    *len = c->state_len - first - 1;
+    return s + first + 1;
+  }
+  *len = first;
+  return s;
+}
+
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *path = a[0].s;
   int64_t timeout = a[1].i;
-  static char *argv[1024], *envp[4096];
+  static char *argv[1024], *envp[8192]; /* (an environment as large as do_exec's: it may be the process's) */
   uint32_t pos = 2;
-  if (fill_vec(a, n, &pos, argv, 1024) < 0 || fill_vec(a, n, &pos, envp, 4096) < 0) die(c, EINVAL, "malformed hook");
+  int envc;
+  if (fill_vec(a, n, &pos, argv, 1024) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0 || pos + 1 != n)
+    die(c, EINVAL, "malformed hook");
+  int64_t flags = a[pos].i;
+  if ((flags & HOOK_PROCESS_ENV) && c->home_env) {
+    envp[envc] = (char *)c->home_env;
+    envp[envc + 1] = NULL;
+  }
+  size_t state_len = 0;
+  const char *state = hook_state(c, (int)(flags & HOOK_STATE_CREATED), &state_len);
   int pfd[2], pidfd = -1;
   if (pipe2(pfd, O_CLOEXEC) < 0) die(c, errno, "pipe for hook %s", path);
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
@@ -61,10 +84,10 @@ void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
     _exit(127);
   }
   close(pfd[0]);
-  if (c->state_json) {
+  if (state) {
     /* Large states are fine: the hook may not read stdin at all, so don't let a full pipe block us. */
     signal(SIGPIPE, SIG_IGN);
-    ssize_t w = write(pfd[1], c->state_json, c->state_len);
+    ssize_t w = write(pfd[1], state, state_len);
     (void)w;
     signal(SIGPIPE, SIG_DFL);
   }
@@ -167,9 +190,16 @@ void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int 
   long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   if (r < 0) die(c, errno, "load seccomp filter");
   if (notify) {
+    /* Only write(2) and read(2) until the runtime holds its copy (pidfd_getfd: csrc/seccomp_fd.c): a profile
+     * may notify sendmsg, and a notified syscall before the listener has the fd would wait forever. (It may
+     * not notify write: seccomp.py refuses that, as runc.) */
     if (c->sync_fd < 0) die(c, EINVAL, "seccomp notify needs the runtime present");
-    if (send_msg(c->sync_fd, MSG_FD, 0, NULL, 0) < 0 || ocirun_send_fd(c->sync_fd, (int)r, NULL, 0) < 0)
-      die(c, errno, "send seccomp listener fd");
+    struct ocirun_msg m = {MSG_FD, (int32_t)r, 0};
+    ssize_t n;
+    do n = write(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m) die(c, n < 0 ? errno : EPIPE, "send seccomp listener fd");
+    do n = read(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m || m.type != MSG_GO) _exit(1); /* the runtime gave up: it reports why */
     close((int)r);
   }
 }

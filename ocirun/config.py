@@ -77,11 +77,14 @@ class Hook:
         if not self.path.startswith("/"):
             raise bad(f"{path}.path", f'"{self.path}" is not absolute')
         self.args = _strs(d["args"], f"{path}.args") if "args" in d else [self.path]
-        self.env = _strs(d["env"], f"{path}.env") if "env" in d else []
+        # None (absent or null) is not []: without `env` a hook gets a default environment (ocirun.hooks).
+        self.env = _strs(d["env"], f"{path}.env") if d.get("env") is not None else None
         self.timeout = _int(d["timeout"], f"{path}.timeout", 1) if "timeout" in d else 0
 
     def to_json(self) -> dict:
-        d = {"path": self.path, "args": self.args, "env": self.env}
+        d = {"path": self.path, "args": self.args}
+        if self.env is not None:
+            d["env"] = self.env
         if self.timeout:
             d["timeout"] = self.timeout
         return d

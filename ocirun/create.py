@@ -181,6 +181,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
         if mgr.is_frozen():
             # runc's check (libcontainer.Create): else the child freezes as it joins and create never returns.
             raise OciError(f'container "{o.cid}"', "container's cgroup unexpectedly frozen")
+        if warn and (busy := mgr.pids()):  # runc 1.1 warns too (1.2 refuses)
+            warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
         made_cgroup = True
         mgr.create()
         mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
@@ -199,6 +201,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
         activated = _socket_activation()
         if activated:
             cfg.process.env.append(f"LISTEN_FDS={activated}")
+        if fspath.getenv("NOTIFY_SOCKET") and cfg.ns("mount") is not None:
+            from ocirun import sdnotify
+
+            sdnotify.setup(cfg, d)  # /run/notify in the container, relayed by start (runc's notify socket)
         t = tr and tr.now()
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd,
                                 preserve_fds=activated + o.preserve_fds,
@@ -262,7 +268,8 @@ def _open_manager(cfg: config_mod.Config, o: CreateOpts):  # noqa: ANN202
         return NullManager()
     from ocirun import cgroups
 
-    return cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.cgroup_manager == "systemd")
+    return cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup,
+                                annotations=cfg.annotations)
 
 
 def _forks_into_pidns(p: plan.Plan) -> bool:
@@ -311,15 +318,16 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
 
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
             hs = st.hook_json("created")
-            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", hs)
-            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", hs)
-            child.go(hs)
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", hs, cfg.bundle)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", hs, cfg.bundle)
+            in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
+            child.go(hooks.container_states(st, child.pid) if in_container else b"")
         elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
             from ocirun import mountsrc
 
             mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
-            fd = child.recv_fd()
+            fd = child.take_fd(v)
             _send_listener(sec_obj, fd, st.hook_json("creating"))
         elif t == executor.MSG_READY:
             return
@@ -342,12 +350,15 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
 
 
 def _device_rules(cfg: config_mod.Config) -> list[dict]:
-    rules = list(plan.DEFAULT_DEVICE_RULES)
-    for d in cfg.linux.devices:
-        if d.type != "p":  # fifos are not devices to the device controller
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
-                          "minor": d.minor, "access": "rwm"})
-    return rules
+    """The rules after linux.resources.devices, in runc's order: its default allowed devices, less those a
+    linux.devices entry of the same path replaces (runc's createDevices: the spec's entry takes priority).
+    A linux.devices entry gets a node, not a rule: an explicit deny-all keeps denying it, as in runc; the
+    config (or its client: podman, containerd) allows it in resources.devices."""
+    listed = {d.path for d in cfg.linux.devices}
+    replaced = {(ma, mi) for path, ma, mi in plan.DEFAULT_DEVICES if path in listed}
+    if not replaced:
+        return list(plan.DEFAULT_DEVICE_RULES)
+    return [r for r in plan.DEFAULT_DEVICE_RULES if r["access"] != "rwm" or (r["major"], r["minor"]) not in replaced]
 
 
 def _kept_config(cfg: config_mod.Config) -> state.KeptConfig:

@@ -321,7 +321,7 @@ def _drive(child: executor.Child, data: ContainerState, sec_obj, sub_cgroups: di
         elif t == executor.MSG_FD:
             from ocirun.create import _send_listener
 
-            _send_listener(sec_obj, child.recv_fd(), data.hook_json("running"))
+            _send_listener(sec_obj, child.take_fd(v), data.hook_json("running"))
         elif t == executor.MSG_ERROR:
             msg = payload.decode(errors="replace")
             child.kill()

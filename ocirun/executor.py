@@ -37,10 +37,13 @@ class Child:
         n = int.from_bytes(m[8:12], "little")
         return t, v, m[_HDR_SIZE : _HDR_SIZE + n]
 
-    def recv_fd(self) -> int:
-        r = self._native.ocirun_recv_fd(self.fd, self._ffi.NULL, 0)
+    def take_fd(self, num: int) -> int:
+        """A copy of the child's fd `num` (the seccomp listener: MSG_FD carries its number), then the go it
+        waits for. pidfd_getfd, not SCM_RIGHTS: the child may not sendmsg once its filter is loaded."""
+        r = self._native.ocirun_pidfd_getfd(self.pid, num)
         if r < 0:
-            raise OciError("seccomp listener", posix.strerror(-r))
+            raise OciError("seccomp listener", f"taking the notify fd from the init: {posix.strerror(-r).lower()}")
+        self.go()
         return r
 
     def go(self, payload: bytes = b"") -> None:

@@ -36,7 +36,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": list(CAP_NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": {
                 "enabled": libseccomp is not None,
                 "actions": sorted(_seccomp.ACTIONS),

@@ -45,10 +45,14 @@ def _hooks(st: ContainerState, kind: str) -> list:
     return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(raw)]
 
 
-def start(root: str, cid: str, warn, created: ContainerState | None = None) -> None:  # noqa: ANN001
-    """`created`: the state `run` has just written (so it needs no second read and check)."""
+def start(root: str, cid: str, warn, created: ContainerState | None = None):  # noqa: ANN001, ANN201
+    """`created`: the state `run` has just written (so it needs no second read and check).
+
+    Returns None, or with NOTIFY_SOCKET an ocirun.sdnotify.Relay whose forward() the caller runs (after the
+    lock is released, so `delete` can still stop a container that never becomes ready)."""
     d = state.container_dir(root, cid)
     lock = state.Lock(d, cid)
+    relay = None
     try:
         st = created or state.load(root, cid)
         cur = "created" if created else st.current_status()
@@ -58,6 +62,11 @@ def start(root: str, cid: str, warn, created: ContainerState | None = None) -> N
             if cur == "running":
                 raise OciError(f'container "{cid}"', "cannot start an already running container")
             raise OciError(f'container "{cid}"', f"cannot start a container in the {cur} state")
+        if fspath.getenv("NOTIFY_SOCKET"):
+            from ocirun import sdnotify
+
+            host = sdnotify.wanted(d)
+            relay = sdnotify.Relay(d, host, st.pid) if host else None
         import _socket
 
         tr = ocirun.TRACER
@@ -91,9 +100,14 @@ def start(root: str, cid: str, warn, created: ContainerState | None = None) -> N
             from ocirun import hooks
 
             # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
-            hooks.run_hooks_warn(poststart, "poststart", st.hook_json("running"), warn)
+            hooks.run_hooks_warn(poststart, "poststart", st.hook_json("running"), warn, st.bundle)
+    except BaseException:
+        if relay is not None:
+            relay.close()
+        raise
     finally:
         lock.release()
+    return relay
 
 
 def signal_init(st: ContainerState, sig: int) -> None:
@@ -234,6 +248,6 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
         if poststop := _hooks(st, "poststop"):
             from ocirun import hooks
 
-            hooks.run_hooks_warn(poststop, "poststop", st.hook_json("stopped"), warn)
+            hooks.run_hooks_warn(poststop, "poststop", st.hook_json("stopped"), warn, st.bundle)
     finally:
         lock.release()

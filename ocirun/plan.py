@@ -22,8 +22,10 @@ OPS = (
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
 SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
-SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the state JSON
+SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the container hooks' states
 SYNC_TIMENS = 3  # the runtime wrote linux.timeOffsets into our (still empty) time_for_children namespace
+# HOOK flags (csrc/plan.h): which state it reads (hooks.container_states); a default env that is the process's
+HOOK_STATE_CREATING, HOOK_STATE_CREATED, HOOK_PROCESS_ENV = 0, 1, 2
 CLONE_NEWTIME = 0x80
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
@@ -311,9 +313,10 @@ def _user_steps(plan: Plan, p: Process, seccomp: SeccompFilter | None) -> None:
     plan.add("CHDIR_TRY", "process.cwd", p.cwd)
     if caps is not None:
         plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
-    if seccomp and not nnp and not seccomp.notify:
-        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
-        plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 0)
+    if seccomp and not nnp:
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges, a
+        # notify filter too (its listener fd goes to the runtime, which waits for it until the init is ready).
+        plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 1 if seccomp.notify else 0)
     u = p.user
     if caps is not None:
         plan.add("KEEPCAPS", "process.user", 1)
@@ -347,18 +350,21 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
             plan.add("WRITE_ATTR", label, path, value)
     path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
     plan.add("FIND_EXEC", "process.args", p.args[0], path)
-    if seccomp and seccomp.notify:
+    nnp = p.no_new_privileges
+    if seccomp and nnp and seccomp.notify:
         # A notify listener fd must reach the runtime, which is only there until create returns.
         plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 1)
     plan.add("CLOSE_FDS", "", 3 + preserve_fds)
     if listen_fd is not None:
         plan.add("WAIT_START", "", listen_fd)
-    for i, h in enumerate(start_hooks or ()):
-        _hook_step(plan, h, f"hooks.startContainer[{i}]")
-    if seccomp and p.no_new_privileges and not seccomp.notify:
-        # As late as possible, so the runtime's own syscalls are not filtered.
+    if seccomp and nnp and not seccomp.notify:
+        # As late as possible, so the runtime's own syscalls are not filtered; but before the startContainer
+        # hooks, which run under the container's filter as in runc and crun.
         plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 0)
     env = [e for e in p.env if not e.startswith("HOME=")] if _needs_home(p.env) else p.env  # the child adds it
+    for i, h in enumerate(start_hooks or ()):
+        # Without `env`: the process's, the HOME the child looked up included (HOOK_PROCESS_ENV), as runc.
+        _hook_step(plan, h, f"hooks.startContainer[{i}]", env, HOOK_STATE_CREATED | HOOK_PROCESS_ENV)
     plan.add("EXEC", "process.args", len(p.args), *p.args, len(env), *env)
 
 
@@ -490,13 +496,33 @@ def _hook_sync(plan: Plan, cfg: Config) -> None:
     """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer."""
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         plan.add("SYNC", "hooks", SYNC_HOOKS)
-    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
-        _hook_step(plan, h, f"hooks.createContainer[{i}]")
+    hooks = cfg.hooks.get("createContainer", ())
+    if hooks:
+        # In the container's mount namespace before pivot_root, with the rootfs as cwd (runc): a relative path
+        # in a hook's args names a file in the container's root; the hook's own path resolves in the runtime's.
+        plan.add("CHDIR", "hooks.createContainer", "/")
+        env = None
+        if any(h.env is None for h in hooks):
+            from ocirun.hooks import runtime_env
+
+            # Without `env`, a hook whose path resolves in the runtime namespace gets the runtime's environment
+            # (as the runtime-side hooks do, and crun); the container process's env stays its own.
+            env = [k + b"=" + v for k, v in runtime_env().items()]
+        for i, h in enumerate(hooks):
+            _hook_step(plan, h, f"hooks.createContainer[{i}]", env, HOOK_STATE_CREATING)
 
 
-def _hook_step(plan: Plan, h, label: str) -> None:  # noqa: ANN001
-    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env."""
-    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) -> None:  # noqa: ANN001
+    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env,
+    and flags: which of the two states the runtime sent with the hooks go it reads on stdin, and whether its
+    env is the process's (which gets the HOME the init looked up).
+
+    `default_env` is the environment of a hook without `env` (startContainer: the process's, as runc)."""
+    if h.env is not None:
+        env, flags = h.env, flags & ~HOOK_PROCESS_ENV
+    else:
+        env = default_env or ()
+    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(env), *env, flags)
 
 
 def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,

@@ -268,9 +268,11 @@ class ContainerState:
         out["owner"] = self.owner
         return out
 
-    def hook_json(self, status: str) -> bytes:
-        """The state JSON given to hooks on stdin (runtime-spec State)."""
-        out = {"ociVersion": self.oci_version, "id": self.id, "status": status, "pid": self.pid,
+    def hook_json(self, status: str, pid: int | None = None) -> bytes:
+        """The state JSON given to hooks on stdin (runtime-spec State); `pid`: the init's as another pid
+        namespace numbers it (the container-side hooks')."""
+        out = {"ociVersion": self.oci_version, "id": self.id, "status": status,
+               "pid": self.pid if pid is None else pid,
                "bundle": self.bundle}
         if self.annotations:
             out["annotations"] = self.annotations

@@ -46,7 +46,7 @@ def test_versions(feat):
 
 def test_fixed_values(feat):
     lx = feat["linux"]
-    assert lx["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    assert lx["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True}
     assert lx["apparmor"] == {"enabled": False} and lx["selinux"] == {"enabled": False}
     assert lx["intelRdt"] == {"enabled": False}
     assert lx["mountExtensions"] == {"idmap": {"enabled": True}}  # id-mapped binds (as runc ≥ 1.2)

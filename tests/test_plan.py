@@ -72,15 +72,19 @@ def test_mount_options():
 
 
 def test_seccomp_placement(tmp_path):
-    sec = plan.SeccompFilter(b"\0" * 8, 0, False)
-    c = cfg_for(tmp_path)
+    sec, notify = plan.SeccompFilter(b"\0" * 8, 0, False), plan.SeccompFilter(b"\0" * 8, 0, True)
+    c = cfg_for(tmp_path, lambda s: s.update(hooks={"startContainer": [{"path": "/bin/true"}]}))
     o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
-    assert o.index("WAIT_START") < o.index("SECCOMP") < o.index("EXEC")  # NNP: as late as possible
+    # NNP: as late as possible, but the startContainer hooks run under the filter (runc, crun)
+    assert o.index("WAIT_START") < o.index("SECCOMP") < o.index("HOOK") < o.index("EXEC")
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=notify))
+    assert o.index("SETUID") < o.index("SECCOMP") < o.index("WAIT_START")  # notify: the runtime takes the fd
     c.process.no_new_privileges = False
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
-    assert o.index("SECCOMP") < o.index("SETUID")  # needs CAP_SYS_ADMIN: before the drop
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, True)))
-    assert o.index("SECCOMP") < o.index("WAIT_START")  # notify: while the runtime is there for the fd
+    for s in (sec, notify):  # needs CAP_SYS_ADMIN: before the drop, a notify filter too
+        o = ops(plan.compile_create(c, listen_fd=5, seccomp=s))
+        assert o.count("SECCOMP") == 1 and o.index("SECCOMP") < o.index("SETUID") < o.index("HOOK")
+        assert [st.args[2] for st in plan.compile_create(c, listen_fd=5, seccomp=s).steps
+                if st.op == "SECCOMP"] == [int(s.notify)]
 
 
 def test_encode_is_accepted_by_the_c_parser(tmp_path):
