@@ -62,8 +62,17 @@ def test_global_flag_values_are_checked():
         cli.parse(["--cgroup-manager", "nope", "list"])
     with pytest.raises(OciError, match="invalid log format"):
         cli.parse(["--log-format", "yaml", "list"])
-    g, _, _ = cli.parse(["--cgroup-manager", "systemd", "list"])
+    g, _, a = cli.parse(["--cgroup-manager", "systemd", "create", "c1"])
     assert g.systemd_cgroup is True  # crun's spelling of --systemd-cgroup
+    o = commands._create_opts(g, a)
+    assert o.systemd_cgroup is True and o.cgroup_manager == "systemd"  # the systemd driver reads systemd_cgroup
+    g, _, a = cli.parse(["--cgroup-manager", "disabled", "run", "c1"])
+    o = commands._create_opts(g, a)
+    assert o.systemd_cgroup is False and o.cgroup_manager == "disabled"
+    g, _, a = cli.parse(["--systemd-cgroup", "create", "c1"])
+    assert commands._create_opts(g, a).cgroup_manager == "systemd"
+    with pytest.raises(OciError, match="conflicts with --systemd-cgroup"):
+        cli.parse(["--systemd-cgroup", "--cgroup-manager", "disabled", "list"])
 
 
 @pytest.mark.parametrize("module", ["ocirun.execute", "ocirun.update", "ocirun.run", "ocirun.lifecycle",
