@@ -198,3 +198,31 @@ def test_crun_knows_the_same_cgroup_managers():
         p = subprocess.run(["crun", "--root", "/nonexistent-crun-root", "--cgroup-manager", v, "list"],
                            capture_output=True, text=True)
         assert "unknown cgroup manager" not in p.stderr, (v, p.stderr)
+
+
+def _systemd_is_pid1() -> bool:
+    try:
+        with open("/proc/1/comm") as f:
+            return f.read().strip() == "systemd" and os.path.isdir("/run/systemd/system")
+    except OSError:
+        return False
+
+
+@pytest.mark.systemd
+@pytest.mark.skipif(not _systemd_is_pid1(), reason="needs systemd as PID 1 (make test-systemd)")
+def test_cgroup_manager_systemd_uses_the_systemd_driver(rt, bundle):
+    """crun's `--cgroup-manager systemd` selects the systemd driver exactly as --systemd-cgroup: a transient
+    scope in the slice the cgroupsPath names, the init inside it, gone after delete."""
+    b = bundle(["sleep", "1000"])
+    unit = f"ocitest-{b.id}.scope"
+    b.spec["linux"]["cgroupsPath"] = f"ocitest.slice:ocitest:{b.id}"
+    b.cgroup = f"/ocitest.slice/{unit}"
+    b.write()
+    rt("--cgroup-manager", "systemd", "run", "-d", "-b", b.path, b.id, check=True)
+    pid = rt.state(b.id)["pid"]
+    show = subprocess.run(["systemctl", "show", unit, "--property=ActiveState"], capture_output=True, text=True)
+    assert show.stdout.strip() == "ActiveState=active", show.stdout
+    assert any(unit in ln for ln in own_cgroups(pid)), own_cgroups(pid)
+    rt("--cgroup-manager", "systemd", "delete", "-f", b.id, check=True)
+    show = subprocess.run(["systemctl", "show", unit, "--property=ActiveState"], capture_output=True, text=True)
+    assert show.stdout.strip() != "ActiveState=active"
