@@ -7,7 +7,7 @@ struct child_ctx {
   int sync_fd;       /* to the Python parent; -1 once the parent is gone (after create) */
   int root_fd;       /* the rootfs (after OP_ROOTFS), later "/" */
   int start_conn;    /* the `start` caller's connection, while it waits for exec */
-  int cwd_fd;        /* process.cwd resolved inside the root (OP_OPEN_CWD, OP_CHDIR_TRY), for OP_CHDIR */
+  int cwd_fd;        /* process.cwd resolved inside the root (OP_CHDIR_TRY), for OP_CHDIR */
   int cwd_done;      /* OP_CHDIR_TRY got there: OP_CHDIR has nothing left to do */
   const char *state_json; /* sent by the parent with the hooks go; fed to hooks on stdin */
   uint32_t state_len;
@@ -35,7 +35,7 @@ void do_symlink(struct child_ctx *c, const char *target, const char *path);
 void do_mask(struct child_ctx *c, const char *path);
 void do_readonly(struct child_ctx *c, const char *path);
 void do_remount_ro(struct child_ctx *c, const char *path);
-void do_pivot(struct child_ctx *c, int no_pivot);
+void do_pivot(struct child_ctx *c, int mode);
 void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
 void do_root_readonly(struct child_ctx *c);
 void do_sysctl(struct child_ctx *c, const char *key, const char *value);
