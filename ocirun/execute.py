@@ -26,8 +26,6 @@ from ocirun.config import NAMESPACES, Process
 from ocirun.errors import OciError
 
 EXEC_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
-# Join order: the user namespace first (it owns the others), the mount namespace last.
-_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
 def exec_command(root: str, a: Args, out: Output) -> int:
@@ -266,10 +264,10 @@ def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
 
 
 def _open_namespaces(data: dict, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
-    """fds of the init's namespaces (all but pid, which clone joins), user first, mount last."""
+    """fds of the init's namespaces (all but pid, which clone joins), in plan.JOIN_ORDER."""
     types = [n.get("type") for n in data.get("config", {}).get("namespaces", [])]
     out = []
-    for t in sorted((t for t in types if t in NAMESPACES and t != "pid"), key=_ORDER.index):
+    for t in sorted((t for t in types if t in NAMESPACES and t != "pid"), key=plan.JOIN_ORDER.index):
         name = "net" if t == "network" else "mnt" if t == "mount" else t
         path = f"/proc/{pid}/ns/{name}"
         try:

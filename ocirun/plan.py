@@ -81,6 +81,10 @@ DEV_SYMLINKS = (
 )
 CLONE_NEWPID = NAMESPACES["pid"]
 CLONE_NEWUSER = NAMESPACES["user"]
+# The order namespaces are joined in, by create (SETNS by path) and exec (the fds execute.py opens): the user
+# namespace first (it owns the others: in it, their setns calls have the capabilities they need), the mount
+# namespace last (create's later paths would resolve in the container's mounts). pid is clone's business.
+JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
 class Step:
@@ -381,7 +385,7 @@ def compile_create(
         plan.clone_flags = new
     else:
         # Joining existing namespaces must come before creating ours (a new user ns would own them).
-        joins.sort(key=lambda n: (n.type != "user", n.type == "mount"))
+        joins.sort(key=lambda n: JOIN_ORDER.index(n.type))
         for n in joins:
             plan.add("SETNS", f"linux.namespaces.{n.type}", n.path, n.flag)
         plan.clone_flags = new & CLONE_NEWPID if not plan.new_user else 0

@@ -42,6 +42,31 @@ def test_join_paths_come_first(tmp_path):
     assert p.clone_flags == plan.CLONE_NEWPID
 
 
+def test_create_and_exec_join_namespaces_in_the_same_order(tmp_path):
+    """One order (plan.JOIN_ORDER) for create's SETNS steps and the fds exec opens, whatever the config's."""
+    import os
+
+    from ocirun import execute
+
+    types = ["mount", "time", "network", "uts", "cgroup", "ipc", "user"]
+    files = {"network": "net", "mount": "mnt"}
+
+    def m(s: dict) -> None:
+        s["linux"]["namespaces"] = [{"type": "pid"}] + [
+            {"type": t, "path": f"/proc/self/ns/{files.get(t, t)}"} for t in types]
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    created = [st.label.rsplit(".", 1)[1] for st in p.steps if st.op == "SETNS"]
+    fds: list[int] = []
+    try:
+        opened = execute._open_namespaces({"config": {"namespaces": [{"type": t} for t in ["pid", *types]]}},
+                                          os.getpid(), fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert created == [t for t, _, _ in opened] == [t for t in plan.JOIN_ORDER if t in types]
+    assert created[0] == "user" and created[-1] == "mount"
+
+
 def test_new_user_namespace_clones_everything(tmp_path):
     def m(s: dict) -> None:
         s["linux"]["namespaces"].append({"type": "user"})
