@@ -70,6 +70,11 @@ def _cdef_structs() -> list[str]:
     return sorted({m for p in (ROOT / "csrc").glob("*.cdef") for m in re.findall(r"\bstruct (\w+) \{", p.read_text())})
 
 
+def test_the_structs_python_reads_are_declared() -> None:
+    assert {"ocirun_msg", "ocirun_trace", "ocirun_trace_rec", "ocirun_dev_rule", "ocirun_bpf_insn"} <= set(
+        _cdef_structs())
+
+
 @pytest.mark.parametrize("struct", _cdef_structs())
 def test_cdef_structs_match_their_headers(struct: str) -> None:
     """cffi compares a cdef'd struct's fields and offsets with the compiler's when it is first used: use them."""
