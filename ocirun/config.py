@@ -381,10 +381,11 @@ class Config:
         return None
 
 
-def load(bundle: str) -> Config:
-    """Read and model <bundle>/config.json."""
+def load(bundle: str, path: str | None = None) -> Config:
+    """Read and model <bundle>/config.json, or `path` (crun's --config FILE, relative to the current directory;
+    root.path stays relative to the bundle)."""
     bundle = fspath.abspath(bundle)
-    path = fspath.join(bundle, "config.json")
+    path = fspath.abspath(path) if path else fspath.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             text = f.read().decode()

@@ -43,6 +43,17 @@ def loads(text: str, what: str = "JSON") -> object:
         raise OciError(what, f"invalid JSON: {e}") from None
     except RecursionError:
         raise OciError(what, "invalid JSON: nested too deeply") from None
+    except SystemError:
+        # The scanner builds its error from json.decoder.JSONDecodeError, found only if json.decoder was
+        # imported: else it fails without an exception. Only now, on a malformed document, import it and scan
+        # again for the message.
+        import sys
+
+        if "json.decoder" in sys.modules:
+            raise
+        import json.decoder  # noqa: F401
+
+        return loads(text, what)
     while end < n and text[end] in _WS:
         end += 1
     if end != n:

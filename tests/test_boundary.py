@@ -183,7 +183,7 @@ def test_every_plan_the_compiler_makes_fits(tmp_path, monkeypatch) -> None:  # n
 
     monkeypatch.setattr(lsm, "apparmor_enabled", lambda: True)  # (the plan only: nothing runs)
     seen: set[str] = set()
-    sec = (b"\x06\0\0\0\0\0\xff\x7f", 0, False)
+    sec = plan.SeccompFilter(b"\x06\0\0\0\0\0\xff\x7f", 0, False)
     userns = {"namespaces": default_spec()["linux"]["namespaces"] + [{"type": "user"}, {"type": "cgroup"}],
               "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
               "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
@@ -195,7 +195,7 @@ def test_every_plan_the_compiler_makes_fits(tmp_path, monkeypatch) -> None:  # n
         plan.compile_create(_config(tmp_path, {"cwd": "/work", "apparmorProfile": "p"}), listen_fd=5, console_fd=6,
                             seccomp=sec),
         plan.compile_create(_config(tmp_path, **userns), listen_fd=5, no_pivot=True,
-                            seccomp=(sec[0], 0, True), cgroup={"mode": "v2"}),
+                            seccomp=plan.SeccompFilter(sec.bpf, 0, True), cgroup={"mode": "v2"}),
         plan.compile_create(_config(tmp_path, **joined), listen_fd=5, cgroup={"mode": "v1", "paths": {"cpu": "/x"}}),
         plan.compile_create(_config(tmp_path, namespaces=[{"type": "pid"}, {"type": "uts"}]), listen_fd=5),
         plan.compile_exec(config.Process({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
