@@ -305,12 +305,21 @@ void do_mknod(struct child_ctx *c, const struct ocirun_arg *a) {
   int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   close(pfd);
   if (dfd < 0) die(c, errno, "open parent of %s", path);
-  if (mknodat(dfd, base, mode, dev) < 0) {
-    if (errno != EEXIST || unlinkat(dfd, base, 0) < 0 || mknodat(dfd, base, mode, dev) < 0)
-      die(c, errno, "mknod %s", path);
-  }
-  if (fchmodat(dfd, base, mode & 07777, 0) < 0) die(c, errno, "chmod %s", path);
-  if (fchownat(dfd, base, (uid_t)a[4].i, (gid_t)a[5].i, AT_SYMLINK_NOFOLLOW) < 0) die(c, errno, "chown %s", path);
+  /* Made with its mode exactly (no umask), then owned through an fd of the node itself: nothing is changed by
+   * name afterwards, where a chmod would follow a symlink someone else who can write the rootfs put there. */
+  mode_t umask_was = umask(0);
+  int r = mknodat(dfd, base, mode, dev);
+  if (r < 0 && errno == EEXIST && unlinkat(dfd, base, 0) == 0) r = mknodat(dfd, base, mode, dev);
+  int e = errno;
+  umask(umask_was);
+  if (r < 0) die(c, e, "mknod %s", path);
+  int nfd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (nfd < 0 || fstat(nfd, &st) < 0) die(c, errno, "open %s", path);
+  if ((st.st_mode & S_IFMT) != (mode & S_IFMT) || (!S_ISFIFO(mode) && st.st_rdev != dev))
+    die(c, EEXIST, "mknod %s: replaced while it was made", path);
+  if (fchownat(nfd, "", (uid_t)a[4].i, (gid_t)a[5].i, AT_EMPTY_PATH) < 0) die(c, errno, "chown %s", path);
+  close(nfd);
   close(dfd);
 }
 

@@ -113,6 +113,18 @@ def test_devices(rt, bundle):
     assert "/dev/fd -> /proc/self/fd" in out[2] and "/dev/ptmx -> pts/ptmx" in out[3]
 
 
+def test_device_modes_do_not_depend_on_the_callers_umask(rt, bundle):
+    """fileMode exactly under a umask of 077 too: the init makes the node with umask 0 and never chmods it by
+    name (a chmod following a symlink swapped in meanwhile could reach a host file)."""
+    b = bundle(["sh", "-c", "stat -c '%a %u:%g' /dev/fuse /dev/null /dev/tty"])
+    b.spec["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                                   "fileMode": 0o646, "uid": 7, "gid": 8}]
+    b.write()
+    p = rt("run", "-b", b.path, b.id, preexec_fn=lambda: os.umask(0o077))
+    assert p.returncode == 0, p.err
+    assert p.out.split("\n")[:3] == ["646 7:8", "666 0:0", "666 0:0"]
+
+
 def test_no_pivot(rt, bundle):
     b = bundle(["sh", "-c", "cat /proc/self/mountinfo | wc -l; ls /"])
     b.write()
