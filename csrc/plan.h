@@ -103,7 +103,10 @@ struct ocirun_arg {
   uint32_t len;
 };
 
-#define OCIRUN_MAX_ARGS 8192
+/* What one step may carry (the init reads it into static arrays of these sizes): an EXEC or HOOK step's argv
+ * at most OCIRUN_MAX_ARGV - 1 strings and its env OCIRUN_MAX_ENV - 2 (room for HOME and the NULL), any step
+ * OCIRUN_MAX_ARGS args. plan.py refuses a config past them, in its own words. */
+enum { OCIRUN_MAX_ARGV = 4096, OCIRUN_MAX_ENV = 8192, OCIRUN_MAX_ARGS = OCIRUN_MAX_ARGV + OCIRUN_MAX_ENV + 8 };
 
 struct ocirun_step {
   uint32_t op;

@@ -66,11 +66,11 @@ static const char *hook_state(struct child_ctx *c, int second, size_t *len) {
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *path = a[0].s;
   int64_t timeout = a[1].i;
-  static char *argv[1024], *envp[8192]; /* (an environment as large as do_exec's: it may be the process's) */
+  static char *argv[OCIRUN_MAX_ARGV], *envp[OCIRUN_MAX_ENV]; /* (as do_exec's: the env may be the process's) */
   uint32_t pos = 2;
   int envc;
-  if (fill_vec(a, n, &pos, argv, 1024) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0 || pos + 1 != n ||
-      a[pos].kind != ARG_INT)
+  if (fill_vec(a, n, &pos, argv, OCIRUN_MAX_ARGV) < 0 || (envc = fill_vec(a, n, &pos, envp, OCIRUN_MAX_ENV - 1)) < 0 ||
+      pos + 1 != n || a[pos].kind != ARG_INT)
     die(c, EINVAL, "malformed hook");
   int64_t flags = a[pos].i;
   if ((flags & HOOK_PROCESS_ENV) && c->home_env) {
@@ -279,10 +279,11 @@ void do_wait_start(struct child_ctx *c, int lfd) {
 }
 
 void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
-  static char *argv[4096], *envp[8192];
+  static char *argv[OCIRUN_MAX_ARGV], *envp[OCIRUN_MAX_ENV];
   uint32_t pos = 0;
   int envc;
-  if (fill_vec(a, n, &pos, argv, 4096) < 1 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0 || pos != n)
+  if (fill_vec(a, n, &pos, argv, OCIRUN_MAX_ARGV) < 1 || (envc = fill_vec(a, n, &pos, envp, OCIRUN_MAX_ENV - 1)) < 0 ||
+      pos != n)
     die(c, EINVAL, "malformed exec");
   if (c->home_env) {
     envp[envc] = (char *)c->home_env;

@@ -9,6 +9,7 @@ import posix
 from ocirun import fspath
 from ocirun._native import lib as _c  # csrc/plan.h's values (ocirun/_build_c.py); a plan's command loads it anyway
 from ocirun.config import DEVICE_IFMT, NAMESPACES, Config, Mount, Process, bad
+from ocirun.errors import OciError
 
 # The ops, by name: enum ocirun_op in csrc/plan.h, whose numbers only C writes down.
 OPCODE = {name[3:]: getattr(_c, name) for name in dir(_c) if name.startswith("OP_") and name != "OP_MAX"}
@@ -148,6 +149,9 @@ class Plan:
         """The wire format of csrc/plan.h (little-endian; int.to_bytes rather than loading _struct)."""
         out = [b"OCIP", len(self.steps).to_bytes(4, "little")]
         for st in self.steps:
+            if len(st.args) > _c.OCIRUN_MAX_ARGS:
+                raise OciError(st.label or st.op.lower(),
+                               f"{len(st.args)} values in one step: the container's init takes {_c.OCIRUN_MAX_ARGS}")
             label = st.label.encode()
             out.append(OPCODE[st.op].to_bytes(4, "little") + len(st.args).to_bytes(4, "little"))
             out.append(len(label).to_bytes(4, "little") + label + b"\0")
@@ -341,6 +345,14 @@ def _needs_home(env: list[str]) -> bool:
     return len(home) <= 5
 
 
+def _check_vectors(args: list, env: list, what: str, env_what: str) -> None:
+    """An argv and env within what the container's init takes (csrc/plan.h)."""
+    if len(args) > _c.OCIRUN_MAX_ARGV - 1:
+        raise OciError(what, f"{len(args)} arguments: the container's init takes {_c.OCIRUN_MAX_ARGV - 1}")
+    if len(env) > _c.OCIRUN_MAX_ENV - 2:
+        raise OciError(env_what, f"{len(env)} variables: the container's init takes {_c.OCIRUN_MAX_ENV - 2}")
+
+
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
                 seccomp: SeccompFilter | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
@@ -366,6 +378,7 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
     for i, h in enumerate(start_hooks or ()):
         # Without `env`: the process's, the HOME the child looked up included (HOOK_PROCESS_ENV), as runc.
         _hook_step(plan, h, f"hooks.startContainer[{i}]", env, HOOK_STATE_CREATED | HOOK_PROCESS_ENV)
+    _check_vectors(p.args, env, "process.args", "process.env")
     plan.add("EXEC", "process.args", len(p.args), *p.args, len(env), *env)
 
 
@@ -523,6 +536,7 @@ def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) 
         env, flags = h.env, flags & ~HOOK_PROCESS_ENV
     else:
         env = default_env or ()
+    _check_vectors(h.args, env, f"{label}.args", f"{label}.env")
     plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(env), *env, flags)
 
 

@@ -206,3 +206,44 @@ def test_every_plan_the_compiler_makes_fits(tmp_path, monkeypatch) -> None:  # n
         seen |= {st.op for st in p.steps}
     # TRACE is the tracer's (tests/test_trace.py): every other op is one the compiler uses.
     assert set(plan.OPCODE) - seen == {"TRACE"}
+
+
+# --- what one step may carry (csrc/plan.h's OCIRUN_MAX_*) -------------------------------------------------------
+
+def _process(args: list[str], env: list[str]) -> config.Process:
+    return config.Process({"args": args, "env": env, "cwd": "/", "user": {"uid": 0, "gid": 0}})
+
+
+def test_argv_and_env_at_the_inits_limits() -> None:
+    most_args, most_env = lib.OCIRUN_MAX_ARGV - 1, lib.OCIRUN_MAX_ENV - 2
+    env = ["HOME=/"] + [f"V{i}=x" for i in range(most_env - 1)]
+    executor.check(plan.compile_exec(_process(["true"] * most_args, env), []))
+    with pytest.raises(OciError, match=f"process.args: {most_args + 1} arguments: the container's init takes "
+                                       f"{most_args}"):
+        plan.compile_exec(_process(["true"] * (most_args + 1), []), [])
+    with pytest.raises(OciError, match=f"process.env: {most_env + 1} variables: the container's init takes"):
+        plan.compile_exec(_process(["true"], [*env, "W=1"]), [])
+
+
+def test_a_step_past_the_inits_limit_is_refused_by_its_label() -> None:
+    p = plan.Plan()
+    p.add("SETGROUPS", "process.user.additionalGids", lib.OCIRUN_MAX_ARGS, *range(lib.OCIRUN_MAX_ARGS))
+    with pytest.raises(OciError, match=f"process.user.additionalGids: {lib.OCIRUN_MAX_ARGS + 1} values in one step"):
+        p.encode()
+
+
+def test_a_container_with_the_largest_environment(rt, bundle) -> None:  # noqa: ANN001
+    """8190 variables reach the process (9000 used to fail as "clone: invalid argument"); one more is refused
+    in words, before anything is made."""
+    most = lib.OCIRUN_MAX_ENV - 2
+    b = bundle(["sh", "-c", "env | grep -c ^V"])
+    b.spec["process"]["env"] = ["PATH=/bin:/usr/bin", "HOME=/"] + [f"V{i}=x" for i in range(most - 2)]
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 0 and p.out.strip() == str(most - 2), p.err
+    b.spec["process"]["env"].append("ONE=more")
+    b.write()
+    p = rt("run", "-b", b.path, b.id)
+    assert p.returncode == 1 and p.err == (f"ocirun: process.env: {most + 1} variables: the container's init "
+                                           f"takes {most}\n"), p.err
+    assert rt("state", b.id).returncode != 0
