@@ -64,6 +64,10 @@ int plan_memfd(const char *plan, size_t len);
 __attribute__((noreturn)) void exec_sealed_init(struct child_ctx *c, int plan_fd, long ppid, int flags);
 void drop_carried_caps(struct child_ctx *c);
 
+/* steps.c: whether op has a step and args a[0..n) fit it; run it (only after step_fits said yes) */
+int step_fits(uint32_t op, const struct ocirun_arg *a, uint32_t n);
+void step_run(struct child_ctx *c, uint32_t op, const struct ocirun_arg *a, uint32_t n);
+
 /* spawn.c: what ocirun-init (init_main.c) runs once it has the plan */
 __attribute__((noreturn)) void ocirun_init_main(const char *plan, size_t len, int sync_fd);
 #endif

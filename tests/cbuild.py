@@ -1,6 +1,6 @@
 """Test-only builds of the C code, never shipped: cffi modules compiled in the test session (into a temporary
 directory) from the same sources as the runtime's, exposing what its module does not. `csrc_lib()`:
-resolve_in_root (csrc/fs.c), parse_cpu_list (csrc/cpulist.c) and the plan walker's step table (csrc/spawn.c);
+resolve_in_root (csrc/fs.c), parse_cpu_list (csrc/cpulist.c) and the plan walker's step table (csrc/steps.c);
 `launcher_lib()`: tools/launcher.c's parsers (warm_target, command), built with -DOCIRUN_LAUNCHER_TEST and the
 launcher_config.h the installer writes.
 
@@ -30,10 +30,9 @@ int test_cpu_isset(int cpu, const cpu_set_t *set);
 int test_cpu_count(const cpu_set_t *set);
 const char *test_step_args(unsigned int op);
 """
-# spawn.c is compiled into this file (not beside it) so that its static step table is in reach.
+# steps.c is compiled into this file (not beside it) so that its static step table is in reach.
 _CSRC_SOURCE = """
-#include "spawn.c"
-#include "cpulist.h"
+#include "steps.c"
 int test_cpu_isset(int cpu, const cpu_set_t *set) { return CPU_ISSET(cpu, set); }
 int test_cpu_count(const cpu_set_t *set) { return CPU_COUNT(set); }
 const char *test_step_args(unsigned int op) { return op < OP_MAX && STEPS[op].run ? STEPS[op].args : NULL; }
@@ -76,7 +75,7 @@ def _build(name: str, cdef: str, source: str, sources: list[str], include_dirs: 
 def csrc_lib() -> object:
     """The C helper's sources (but init_main.c's main) with resolve_in_root, parse_cpu_list and the step table."""
     sources = [os.path.join(CSRC, f) for f in sorted(os.listdir(CSRC))
-               if f.endswith(".c") and f not in ("init_main.c", "spawn.c")]
+               if f.endswith(".c") and f not in ("init_main.c", "steps.c")]
     return _build("_ocirun_ctest", _CSRC_CDEF, _CSRC_SOURCE, sources, [CSRC], [])
 
 

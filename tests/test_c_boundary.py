@@ -109,7 +109,7 @@ def test_device_rule_access_bits_are_the_kernels() -> None:
     assert Rule(False, "a", -1, -1, "w").access_bits() == lib.BPF_DEVCG_ACC_WRITE
 
 
-# --- the init's step table (csrc/spawn.c STEPS) ---------------------------------------------------------------
+# --- the init's step table (csrc/steps.c STEPS) ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def c():  # noqa: ANN201
