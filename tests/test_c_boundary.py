@@ -184,11 +184,11 @@ def test_every_plan_the_compiler_makes_fits(tmp_path, monkeypatch) -> None:  # n
     monkeypatch.setattr(lsm, "apparmor_enabled", lambda: True)  # (the plan only: nothing runs)
     seen: set[str] = set()
     sec = plan.SeccompFilter(b"\x06\0\0\0\0\0\xff\x7f", 0, False)
-    userns = {"namespaces": default_spec()["linux"]["namespaces"] + [{"type": "user"}, {"type": "cgroup"}],
+    extra = [{"type": "user"}, {"type": "cgroup"}, {"type": "time"}]  # (a v2 host's default has cgroup already)
+    userns = {"namespaces": [n for n in default_spec()["linux"]["namespaces"] if n not in extra] + extra,
               "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
               "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
               "timeOffsets": {"monotonic": {"secs": 1}}}
-    userns["namespaces"].append({"type": "time"})
     joined = {"namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "pid"},
                              {"type": "uts"}], "rootfsPropagation": "shared"}
     plans = [
