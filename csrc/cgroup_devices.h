@@ -3,11 +3,12 @@
 #ifndef OCIRUN_CGROUP_DEVICES_H
 #define OCIRUN_CGROUP_DEVICES_H
 
+#include <linux/bpf.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* One normalized rule. type: 'a', 'b' or 'c'; major/minor -1 = any; access: BPF_DEVCG_ACC_* bits
- * (mknod 1, read 2, write 4). */
+ * (linux/bpf.h: Python reads them from the module, see cgroup_devices.cdef). */
 struct ocirun_dev_rule {
     int allow;
     int type;

@@ -208,13 +208,13 @@ static int source_from_runtime(struct child_ctx *c) {
   return fd;
 }
 
-/* args[9], args[10] (see plan.h): mode 1, the runtime's help when our own bind of the path is refused;
- * mode 2, the id-mapped copy the runtime made before the clone (ocirun/mountsrc.py), attached as it is. */
+/* args[9], args[10] (see plan.h): MOUNT_SRC_ASK, the runtime's help when our own bind of the path is refused;
+ * MOUNT_SRC_FD, the id-mapped copy the runtime made before the clone (ocirun/mountsrc.py), attached as it is. */
 static int bind_source(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n, int dst_fd, const char *target) {
   const char *src = a[0].s;
   unsigned long rec = (unsigned long)a[3].i & MS_REC;
   int src_fd = n > 10 ? (int)a[9].i : -1, mode = n > 10 ? (int)a[10].i : 0;
-  if (mode == 2) {
+  if (mode == MOUNT_SRC_FD) {
     int r = (int)syscall(SYS_move_mount, src_fd, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
     int e = errno;
     close(src_fd);
@@ -222,7 +222,7 @@ static int bind_source(struct child_ctx *c, const struct ocirun_arg *a, uint32_t
     return r;
   }
   int r = mount(src, target, NULL, MS_BIND | rec, NULL);
-  if (r == 0 || mode != 1 || (errno != EACCES && errno != EPERM)) return r;
+  if (r == 0 || mode != MOUNT_SRC_ASK || (errno != EACCES && errno != EPERM)) return r;
   int fd = source_from_runtime(c);
   char p[64];
   fdpath(p, sizeof p, fd);
@@ -239,12 +239,13 @@ void do_mount(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   int kind = (int)a[6].i;
   uint64_t attr_set = (uint64_t)a[7].i, attr_clr = (uint64_t)a[8].i;
   /* proc and sysfs never land on a symlink: that is how a rootfs would redirect them (CVE-2019-16884 class). */
-  unsigned long long resolve = (!kind && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))) ? RESOLVE_NO_SYMLINKS : 0;
-  int err, fd = resolve_flags(c->root_fd, dst, 1, kind == 2, resolve, &err);
+  unsigned long long resolve =
+      (kind == MOUNT_FS && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))) ? RESOLVE_NO_SYMLINKS : 0;
+  int err, fd = resolve_flags(c->root_fd, dst, 1, kind == MOUNT_BIND_FILE, resolve, &err);
   char target[64];
   if (fd < 0) die(c, err, "mount point %s", dst);
   fdpath(target, sizeof target, fd);
-  if (kind) {
+  if (kind != MOUNT_FS) {
     if (bind_source(c, a, n, fd, target) < 0) die(c, errno, "bind mount %s on %s", src, dst);
     close(fd);
     unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
@@ -306,12 +307,21 @@ void do_mknod(struct child_ctx *c, const struct ocirun_arg *a) {
   int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   close(pfd);
   if (dfd < 0) die(c, errno, "open parent of %s", path);
-  if (mknodat(dfd, base, mode, dev) < 0) {
-    if (errno != EEXIST || unlinkat(dfd, base, 0) < 0 || mknodat(dfd, base, mode, dev) < 0)
-      die(c, errno, "mknod %s", path);
-  }
-  if (fchmodat(dfd, base, mode & 07777, 0) < 0) die(c, errno, "chmod %s", path);
-  if (fchownat(dfd, base, (uid_t)a[4].i, (gid_t)a[5].i, AT_SYMLINK_NOFOLLOW) < 0) die(c, errno, "chown %s", path);
+  /* Made with its mode exactly (no umask), then owned through an fd of the node itself: nothing is changed by
+   * name afterwards, where a chmod would follow a symlink someone else who can write the rootfs put there. */
+  mode_t umask_was = umask(0);
+  int r = mknodat(dfd, base, mode, dev);
+  if (r < 0 && errno == EEXIST && unlinkat(dfd, base, 0) == 0) r = mknodat(dfd, base, mode, dev);
+  int e = errno;
+  umask(umask_was);
+  if (r < 0) die(c, e, "mknod %s", path);
+  int nfd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (nfd < 0 || fstat(nfd, &st) < 0) die(c, errno, "open %s", path);
+  if ((st.st_mode & S_IFMT) != (mode & S_IFMT) || (!S_ISFIFO(mode) && st.st_rdev != dev))
+    die(c, EEXIST, "mknod %s: replaced while it was made", path);
+  if (fchownat(nfd, "", (uid_t)a[4].i, (gid_t)a[5].i, AT_EMPTY_PATH) < 0) die(c, errno, "chown %s", path);
+  close(nfd);
   close(dfd);
 }
 
@@ -470,12 +480,12 @@ static void hide_host_proc_sysfs(struct child_ctx *c) {
   }
 }
 
-void do_pivot(struct child_ctx *c, int no_pivot) {
-  if (no_pivot == 1) hide_host_proc_sysfs(c);
+void do_pivot(struct child_ctx *c, int mode) {
+  if (mode == PIVOT_MOVE) hide_host_proc_sysfs(c);
   if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
-  if (no_pivot == 2) { /* no mount namespace: nothing to move */
+  if (mode == PIVOT_CHROOT) { /* no mount namespace: nothing to move */
     if (chroot(".") < 0) die(c, errno, "chroot");
-  } else if (no_pivot) {
+  } else if (mode == PIVOT_MOVE) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die(c, errno, "move rootfs to /");
     if (chroot(".") < 0) die(c, errno, "chroot");
   } else {

@@ -7,7 +7,7 @@ struct child_ctx {
   int sync_fd;       /* to the Python parent; -1 once the parent is gone (after create) */
   int root_fd;       /* the rootfs (after OP_ROOTFS), later "/" */
   int start_conn;    /* the `start` caller's connection, while it waits for exec */
-  int cwd_fd;        /* process.cwd resolved inside the root (OP_OPEN_CWD, OP_CHDIR_TRY), for OP_CHDIR */
+  int cwd_fd;        /* process.cwd resolved inside the root (OP_CHDIR_TRY), for OP_CHDIR */
   int cwd_done;      /* OP_CHDIR_TRY got there: OP_CHDIR has nothing left to do */
   const char *state_json; /* sent by the parent with the hooks go; fed to hooks on stdin */
   uint32_t state_len;
@@ -37,7 +37,7 @@ void do_symlink(struct child_ctx *c, const char *target, const char *path);
 void do_mask(struct child_ctx *c, const char *path);
 void do_readonly(struct child_ctx *c, const char *path);
 void do_remount_ro(struct child_ctx *c, const char *path);
-void do_pivot(struct child_ctx *c, int no_pivot);
+void do_pivot(struct child_ctx *c, int mode);
 void do_propagate_newroot(struct child_ctx *c, unsigned long flags);
 void do_root_readonly(struct child_ctx *c);
 void do_sysctl(struct child_ctx *c, const char *key, const char *value);
@@ -73,6 +73,10 @@ enum { INIT_CARRY_CAPS = 1 }; /* born in a new user namespace: capabilities ride
 int plan_memfd(const char *plan, size_t len);
 __attribute__((noreturn)) void exec_sealed_init(struct child_ctx *c, int plan_fd, long ppid, int flags);
 void drop_carried_caps(struct child_ctx *c);
+
+/* steps.c: whether op has a step and args a[0..n) fit it; run it (only after step_fits said yes) */
+int step_fits(uint32_t op, const struct ocirun_arg *a, uint32_t n);
+void step_run(struct child_ctx *c, uint32_t op, const struct ocirun_arg *a, uint32_t n);
 
 /* spawn.c: what ocirun-init (init_main.c) runs once it has the plan */
 __attribute__((noreturn)) void ocirun_init_main(const char *plan, size_t len, int sync_fd);

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Keep in sync with OPS in ocirun/plan.py (checked by tests/test_plan.py). */
+/* Every enumerator in this file reaches Python through the built module (lib.OP_MOUNT, lib.MSG_GO...:
+ * ocirun/_build_c.py exports them), so the values are written here only. */
 enum ocirun_op {
   OP_SETNS = 1,        /* path, nstype */
   OP_UNSHARE,          /* flags (CLONE_NEWPID here forks: the grandchild carries on) */
@@ -20,17 +21,18 @@ enum ocirun_op {
   OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", flags) */
   OP_ROOTFS,           /* path, bind[, parent propagation]: (make the mount holding it private/slave, bind it on
                           itself and) open it as the root of every later path */
-  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr
-                          [, source fd, mode: 1 = when the bind of src is refused, ask the runtime for the
-                          source (MSG_MOUNT); 2 = attach the fd (an id-mapped copy) with move_mount] */
+  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind (MOUNT_FS, _BIND, _BIND_FILE),
+                          recattr_set, recattr_clr[, source fd, mode: MOUNT_SRC_ASK = when the bind of src is
+                          refused, ask the runtime for the source (MSG_MOUNT); MOUNT_SRC_FD = attach the fd (an
+                          id-mapped copy) with move_mount] */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */
   OP_SYMLINK,          /* target, path */
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
   OP_HOOK,             /* path, timeout, argc, argv..., envc, env..., flags (HOOK_* below) */
-  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot: the host's proc/sysfs detached first),
-                          2 chroot only (no mount ns) */
+  OP_PIVOT,            /* mode: PIVOT_ROOT pivot_root, PIVOT_MOVE MS_MOVE + chroot (--no-pivot: the host's
+                          proc/sysfs detached first), PIVOT_CHROOT chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
   OP_ROOT_READONLY,
   OP_SYSCTL,           /* key (with dots), value */
@@ -56,7 +58,6 @@ enum ocirun_op {
   OP_CGROUP_NS_UNSHARE,/* unshare(CLONE_NEWCGROUP) once the parent placed us */
   OP_WRITE_ATTR,       /* file, value: an LSM label for the coming execve (/proc/self/attr/...) */
   OP_TRACE,            /* address of a MAP_SHARED struct ocirun_trace the runtime reads: time every later step */
-  OP_OPEN_CWD,         /* path: resolve the cwd inside the root now (before seccomp may forbid openat2) */
   OP_MOUNT_COPYUP,     /* the mount step's args; then copy what the mount hides into it (tmpfs tmpcopyup) */
   OP_IOPRIO,           /* class, level: ioprio_set for the process */
   OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
@@ -89,6 +90,13 @@ enum { ARG_INT = 0, ARG_STR = 1 };
  * that is the process's, which gets the HOME the init looked up (OP_LOOKUP_HOME) as the process does. */
 enum { HOOK_STATE_CREATED = 1, HOOK_PROCESS_ENV = 2 };
 
+/* OP_MOUNT's kind: a filesystem, a bind of a directory, a bind of a file (its mount point is a file). */
+enum { MOUNT_FS = 0, MOUNT_BIND = 1, MOUNT_BIND_FILE = 2 };
+/* OP_MOUNT's source mode (args[10]; without it the init binds the path itself, or fails). */
+enum { MOUNT_SRC_ASK = 1, MOUNT_SRC_FD = 2 };
+/* OP_PIVOT's mode. */
+enum { PIVOT_ROOT = 0, PIVOT_MOVE = 1, PIVOT_CHROOT = 2 };
+
 struct ocirun_arg {
   int kind;
   int64_t i;
@@ -96,7 +104,10 @@ struct ocirun_arg {
   uint32_t len;
 };
 
-#define OCIRUN_MAX_ARGS 8192
+/* What one step may carry (the init reads it into static arrays of these sizes): an EXEC or HOOK step's argv
+ * at most OCIRUN_MAX_ARGV - 1 strings and its env OCIRUN_MAX_ENV - 2 (room for HOME and the NULL), any step
+ * OCIRUN_MAX_ARGS args. plan.py refuses a config past them, in its own words. */
+enum { OCIRUN_MAX_ARGV = 4096, OCIRUN_MAX_ENV = 8192, OCIRUN_MAX_ARGS = OCIRUN_MAX_ARGV + OCIRUN_MAX_ENV + 8 };
 
 struct ocirun_step {
   uint32_t op;

@@ -33,13 +33,17 @@
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
 
-/* argv/envp arrays live on the stack of the step that uses them. */
+/* A counted vector of strings at a[*pos] (the count, then that many strings) into vec, NULL-terminated;
+ * its length, or -1 when the args are not that shape. */
 static int fill_vec(const struct ocirun_arg *a, uint32_t n, uint32_t *pos, char **vec, int max) {
-  if (*pos >= n) return -1;
+  if (*pos >= n || a[*pos].kind != ARG_INT) return -1;
   int64_t cnt = a[*pos].i;
   (*pos)++;
   if (cnt < 0 || cnt >= max || *pos + cnt > n) return -1;
-  for (int64_t i = 0; i < cnt; i++) vec[i] = (char *)a[*pos + i].s;
+  for (int64_t i = 0; i < cnt; i++) {
+    if (a[*pos + i].kind != ARG_STR) return -1;
+    vec[i] = (char *)a[*pos + i].s;
+  }
   vec[cnt] = NULL;
   *pos += (uint32_t)cnt;
   return (int)cnt;
@@ -62,10 +66,11 @@ static const char *hook_state(struct child_ctx *c, int second, size_t *len) {
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *path = a[0].s;
   int64_t timeout = a[1].i;
-  static char *argv[1024], *envp[8192]; /* (an environment as large as do_exec's: it may be the process's) */
+  static char *argv[OCIRUN_MAX_ARGV], *envp[OCIRUN_MAX_ENV]; /* (as do_exec's: the env may be the process's) */
   uint32_t pos = 2;
   int envc;
-  if (fill_vec(a, n, &pos, argv, 1024) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0 || pos + 1 != n)
+  if (fill_vec(a, n, &pos, argv, OCIRUN_MAX_ARGV) < 0 || (envc = fill_vec(a, n, &pos, envp, OCIRUN_MAX_ENV - 1)) < 0 ||
+      pos + 1 != n || a[pos].kind != ARG_INT)
     die(c, EINVAL, "malformed hook");
   int64_t flags = a[pos].i;
   if ((flags & HOOK_PROCESS_ENV) && c->home_env) {
@@ -274,10 +279,11 @@ void do_wait_start(struct child_ctx *c, int lfd) {
 }
 
 void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
-  static char *argv[4096], *envp[8192];
+  static char *argv[OCIRUN_MAX_ARGV], *envp[OCIRUN_MAX_ENV];
   uint32_t pos = 0;
   int envc;
-  if (fill_vec(a, n, &pos, argv, 4096) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0)
+  if (fill_vec(a, n, &pos, argv, OCIRUN_MAX_ARGV) < 1 || (envc = fill_vec(a, n, &pos, envp, OCIRUN_MAX_ENV - 1)) < 0 ||
+      pos != n)
     die(c, EINVAL, "malformed exec");
   if (c->home_env) {
     envp[envc] = (char *)c->home_env;

@@ -1,5 +1,6 @@
 /* clone the child and run the plan in it. The child runs only this C code, never Python: right after the
- * clone it execs ocirun-init (sealed_init.c, init_main.c), which walks the plan. */
+ * clone it execs ocirun-init (sealed_init.c, init_main.c), which walks the plan here; what each step does is
+ * steps.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -9,17 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <linux/keyctl.h>
-#include <sys/mman.h>
-#include <sys/personality.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,239 +96,6 @@ int ocirun_check_plan(const char *plan, size_t len, int *bad_step) { return walk
 
 static struct ocirun_arg args_buf[OCIRUN_MAX_ARGS];
 
-static void sync_parent(struct child_ctx *c, int tag) {
-  struct ocirun_msg m;
-  if (send_msg(c->sync_fd, MSG_SYNC, tag, NULL, 0) < 0) die(c, errno, "sync with the runtime");
-  ssize_t n;
-  do n = recv(c->sync_fd, &m, sizeof m, MSG_WAITALL); while (n < 0 && errno == EINTR);
-  if (n != sizeof m) die(c, n < 0 ? errno : EPIPE, "sync with the runtime");
-  if (m.type != MSG_GO) _exit(1); /* the parent gave up: it reports the reason itself */
-  if (m.len) {
-    /* the state JSON for hooks: a small mapping that stays for the life of the init */
-    char *buf = mmap(NULL, m.len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) die(c, errno, "sync with the runtime");
-    do n = recv(c->sync_fd, buf, m.len, MSG_WAITALL); while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)m.len) die(c, n < 0 ? errno : EPIPE, "sync with the runtime");
-    buf[m.len] = 0;
-    c->state_json = buf;
-    c->state_len = m.len;
-  }
-}
-
-/* unshare(); a new pid namespace only applies to children, so fork and let the grandchild carry on. */
-static void do_unshare(struct child_ctx *c, unsigned long flags) {
-  if (unshare(flags & ~CLONE_NEWPID) < 0) die(c, errno, "unshare(0x%lx)", flags);
-  if (!(flags & CLONE_NEWPID)) return;
-  if (unshare(CLONE_NEWPID) < 0) die(c, errno, "unshare(CLONE_NEWPID)");
-  fork_into_pidns(c);
-}
-
-static void do_setns(struct child_ctx *c, const char *path, int nstype) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) die(c, errno, "open namespace %s", path);
-  if (nstype == CLONE_NEWPID) {
-    join_pidns(c, fd, path);
-    return;
-  }
-  if (setns(fd, nstype) < 0) die(c, errno, "setns %s", path);
-  close(fd);
-}
-
-static void write_proc_self(struct child_ctx *c, const char *file, const char *value) {
-  int fd = open(file, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die(c, errno, "open %s", file);
-  ssize_t n = write(fd, value, strlen(value));
-  if (n < 0) die(c, errno, "write %s", file);
-  close(fd);
-}
-
-static int open_cwd(struct child_ctx *c, const char *cwd) {
-  int err, root = c->root_fd >= 0 ? c->root_fd : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  int fd = root >= 0 ? resolve_in_root(root, cwd, 0, 0, &err) : (err = errno, -1);
-  if (root >= 0 && root != c->root_fd) close(root);
-  if (fd < 0) die(c, err, "chdir to cwd %s", cwd);
-  return fd;
-}
-
-/* The set*id calls as raw syscalls. They were needed while the plan ran in a raw clone() of the (possibly
- * threaded: ocirun.cgroups.prewarm_attach) runtime, where glibc's wrappers could wait forever on a lock
- * copied while held; ocirun-init is a fresh single-threaded process, but the kernel's per-thread call is
- * still the whole job. */
-static int set_gid(gid_t g) { return (int)syscall(SYS_setresgid, g, g, g); }
-static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
-
-static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uint32_t n) {
-  switch (op) {
-  case OP_SETNS:
-    if (a[0].kind == ARG_INT && a[1].i == CLONE_NEWPID) {
-      join_pidns(c, (int)a[0].i, NULL);
-    } else if (a[0].kind == ARG_INT) { /* an fd the runtime opened (exec: before any setns hides the paths) */
-      if (setns((int)a[0].i, (int)a[1].i) < 0) die(c, errno, "setns");
-      close((int)a[0].i);
-    } else {
-      do_setns(c, a[0].s, (int)a[1].i);
-    }
-    break;
-  case OP_UNSHARE: do_unshare(c, (unsigned long)a[0].i); break;
-  case OP_WRITE_ATTR: write_proc_self(c, a[0].s, a[1].s); break;
-  case OP_IOPRIO:
-    if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)((a[0].i << 13) | a[1].i)) < 0)
-      die(c, errno, "ioprio_set");
-    break;
-  case OP_SCHED: {
-    struct {
-      uint32_t size, policy;
-      uint64_t flags;
-      int32_t nice;
-      uint32_t priority;
-      uint64_t runtime, deadline, period;
-    } attr = {48, (uint32_t)a[0].i, (uint64_t)a[3].i, (int32_t)a[1].i, (uint32_t)a[2].i,
-              (uint64_t)a[4].i, (uint64_t)a[5].i, (uint64_t)a[6].i};
-    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) die(c, errno, "sched_setattr");
-    break;
-  }
-  case OP_PIDNS_FORK: /* (done already where a proc mount could not wait for it) */
-    if (c->pidns_pending) fork_into_pidns(c);
-    break;
-  case OP_CPU_AFFINITY: {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (const char *p = a[0].s; *p;) {
-      char *end;
-      long lo = strtol(p, &end, 10), hi = lo;
-      if (end == p) die(c, EINVAL, "cpu list %s", a[0].s);
-      if (*end == '-') hi = strtol(end + 1, &end, 10);
-      for (long k = lo; k <= hi && k < CPU_SETSIZE; k++) CPU_SET((int)k, &set);
-      p = *end == ',' ? end + 1 : end;
-      if (*end && *end != ',') die(c, EINVAL, "cpu list %s", a[0].s);
-    }
-    if (sched_setaffinity(0, sizeof set, &set) < 0) die(c, errno, "sched_setaffinity(%s)", a[0].s);
-    break;
-  }
-  case OP_CGROUP_NS_UNSHARE:
-    if (unshare(CLONE_NEWCGROUP) < 0) die(c, errno, "unshare(CLONE_NEWCGROUP)");
-    break;
-  case OP_SYNC: sync_parent(c, (int)a[0].i); break;
-  case OP_SETRESID0:
-    if (set_gid(0) < 0 || set_uid(0) < 0) die(c, errno, "become root in the user namespace");
-    break;
-  case OP_SETSID:
-    if (setsid() < 0 && errno != EPERM) die(c, errno, "setsid");
-    break;
-  case OP_HOSTNAME:
-    if (sethostname(a[0].s, a[0].len) < 0) die(c, errno, "sethostname");
-    break;
-  case OP_DOMAINNAME:
-    if (setdomainname(a[0].s, a[0].len) < 0) die(c, errno, "setdomainname");
-    break;
-  case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
-  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i, n > 2 ? (unsigned long)a[2].i : 0); break;
-  case OP_MOUNT: do_mount(c, a, n); break;
-  case OP_MOUNT_COPYUP: do_mount_copyup(c, a); break;
-  case OP_MKNOD: do_mknod(c, a); break;
-  case OP_BIND_DEV: do_bind_dev(c, a[0].s, a[1].s); break;
-  case OP_SYMLINK: do_symlink(c, a[0].s, a[1].s); break;
-  case OP_MASK: do_mask(c, a[0].s); break;
-  case OP_READONLY: do_readonly(c, a[0].s); break;
-  case OP_HOOK: do_hook(c, a, n); break;
-  case OP_PIVOT: do_pivot(c, (int)a[0].i); break;
-  case OP_REMOUNT_RO: do_remount_ro(c, a[0].s); break;
-  case OP_PROPAGATE_NEWROOT: do_propagate_newroot(c, (unsigned long)a[0].i); break;
-  case OP_ROOT_READONLY: do_root_readonly(c); break;
-  case OP_SYSCTL: do_sysctl(c, a[0].s, a[1].s); break;
-  case OP_RLIMIT: {
-    struct rlimit rl = {(rlim_t)a[1].i, (rlim_t)a[2].i};
-    if (setrlimit((int)a[0].i, &rl) < 0) die(c, errno, "setrlimit(%d, %lld, %lld)", (int)a[0].i, (long long)a[1].i, (long long)a[2].i);
-    break;
-  }
-  case OP_OOM_SCORE_ADJ: {
-    char v[32];
-    snprintf(v, sizeof v, "%lld", (long long)a[0].i);
-    write_proc_self(c, "/proc/self/oom_score_adj", v);
-    break;
-  }
-  case OP_NEW_KEYRING:
-    /* A fresh session keyring so the container can't read the host's; EPERM/ENOSYS are not fatal (runc). */
-    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS && errno != EPERM && errno != EACCES)
-      die(c, errno, "join a new session keyring");
-    break;
-  case OP_CONSOLE: do_console(c, (int)a[0].i, (int)a[1].i, (int)a[2].i); break;
-  case OP_CAPS_BOUNDING: do_caps_bounding(c, (uint64_t)a[0].i); break;
-  case OP_KEEPCAPS:
-    if (prctl(PR_SET_KEEPCAPS, (unsigned long)a[0].i, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_KEEPCAPS)");
-    break;
-  case OP_SETGROUPS: {
-    gid_t gids[OCIRUN_MAX_ARGS];
-    uint32_t k = (uint32_t)a[0].i;
-    if (k + 1 != n) die(c, EINVAL, "setgroups: %u groups announced, %u given", k, n - 1);
-    for (uint32_t i = 0; i < k; i++) gids[i] = (gid_t)a[i + 1].i;
-    if (syscall(SYS_setgroups, (size_t)k, gids) < 0) die(c, errno, "setgroups");
-    break;
-  }
-  case OP_SETGID:
-    if (set_gid((gid_t)a[0].i) < 0) die(c, errno, "setgid(%lld)", (long long)a[0].i);
-    break;
-  case OP_SETUID:
-    if (set_uid((uid_t)a[0].i) < 0) die(c, errno, "setuid(%lld)", (long long)a[0].i);
-    break;
-  case OP_CAPS: do_caps(c, (uint64_t)a[0].i, (uint64_t)a[1].i, (uint64_t)a[2].i, (uint64_t)a[3].i); break;
-  case OP_UMASK: umask((mode_t)a[0].i); break;
-  case OP_NO_NEW_PRIVS:
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die(c, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
-    break;
-  case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
-  case OP_OPEN_CWD: c->cwd_fd = open_cwd(c, a[0].s); break;
-  case OP_LOOKUP_HOME: do_lookup_home(c, a[0].i); break;
-  case OP_CHOWN_STDIO: do_chown_stdio(c, (uid_t)a[0].i); break;
-  case OP_MKDIR_CWD: {
-    int err, fd = c->root_fd >= 0 ? resolve_in_root(c->root_fd, a[0].s, 1, 0, &err) : (err = EBADF, -1);
-    if (fd < 0) die(c, err, "create cwd %s", a[0].s);
-    close(fd);
-    break;
-  }
-  case OP_CHDIR_TRY:
-    if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
-    if (fchdir(c->cwd_fd) == 0) {
-      c->cwd_done = 1;
-      close(c->cwd_fd);
-      c->cwd_fd = -1;
-    } else if (errno != EACCES && errno != EPERM) {
-      die(c, errno, "chdir to cwd %s", a[0].s);
-    }
-    break;
-  case OP_CHDIR:
-    /* Resolved inside the root, so a cwd like /proc/self/fd/N can never name a host directory
-     * (CVE-2024-21626 class); fchdir checks the search permission as the final user. */
-    if (c->cwd_done) break;
-    if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
-    if (fchdir(c->cwd_fd) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
-    close(c->cwd_fd);
-    c->cwd_fd = -1;
-    break;
-  case OP_FIND_EXEC: do_find_exec(c, a[0].s, a[1].s); break;
-  case OP_CLOSE_FDS:
-    /* Everything above stdio and the preserved fds is closed at execve: no host fd leaks in. */
-    if (syscall(SYS_close_range, (unsigned int)a[0].i, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
-      for (int fd = (int)a[0].i; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    break;
-  case OP_WAIT_START: do_wait_start(c, (int)a[0].i); break;
-  case OP_TRACE: { /* a memfd the runtime maps too (MAP_SHARED survives our execve only through a file) */
-    struct stat st;
-    void *m = fstat((int)a[0].i, &st) < 0 ? MAP_FAILED
-              : mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)a[0].i, 0);
-    if (m != MAP_FAILED) c->trace = m;
-    close((int)a[0].i);
-    break;
-  }
-  case OP_EXEC: do_exec(c, a, n);
-  case OP_PERSONALITY:
-    if (personality((unsigned long)a[0].i) < 0) die(c, errno, "personality");
-    break;
-  default: die(c, EINVAL, "unknown plan step %u", op);
-  }
-}
-
 static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -367,13 +128,14 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
     *bad = (int)i;
     if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0)
       return -1;
-    if (op == 0 || op >= OP_MAX || nargs > OCIRUN_MAX_ARGS) return -1;
+    if (nargs > OCIRUN_MAX_ARGS) return -1;
     for (uint32_t k = 0; k < nargs; k++)
       if (read_arg(&p, end, &args_buf[k]) < 0) return -1;
+    if (!step_fits(op, args_buf, nargs)) return -1;
     if (c) {
       c->label = label;
       if (c->trace) trace_begin(c, i);
-      run_step(c, op, args_buf, nargs);
+      step_run(c, op, args_buf, nargs);
       if (c->trace_cur) {
         c->trace_cur->end_ns = now_ns();
         c->trace_cur = NULL;

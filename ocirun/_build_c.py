@@ -1,7 +1,8 @@
 """Build the C helper (cffi, API mode) and the container init program.
 
 - `ocirun/_native*.so`: every csrc/*.c but init_main.c, every csrc/*.cdef declared (with its csrc/*.h
-  prototypes included).
+  prototypes included), and every enumerator of the headers in EXPORTED as a constant (`lib.MSG_GO`): the
+  values that cross the boundary are written in C only, and Python reads them from the module.
 - `ocirun/ocirun-init` (INIT_NAME): init_main.c with the same plan walker (every csrc/*.c but PARENT_ONLY),
   linked statically. The runtime executes it out of a sealed memfd (csrc/sealed_init.c). musl-gcc first
   (~100 KiB, a few hundred KiB of memory per waiting init), then the system compiler's -static (glibc: larger),
@@ -12,6 +13,7 @@ Run `python3 -m ocirun._build_c` to build both in place; setup.py uses `ffibuild
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,9 +29,22 @@ INIT_NAME = "ocirun-init"
 INIT_MAIN = "init_main.c"
 PARENT_ONLY = ("cgroup_devices.c", "mountsrc.c", "seccomp_fd.c")  # called from Python only: never in the init
 CFLAGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-D_GNU_SOURCE"]
+EXPORTED = ("plan.h",)  # their enums: the plan's ops, arg kinds and flags, the sync protocol's messages
+
+
+def enumerators(header: str) -> list[str]:
+    """The names of every enumerator in the C header text `header`, in order."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", header, flags=re.S)
+    names = []
+    for body in re.findall(r"\benum\b[^{};]*\{([^}]*)\}", text):
+        names += [item.split("=")[0].strip() for item in body.split(",") if item.strip()]
+    return names
+
 
 ffibuilder = FFI()
 ffibuilder.cdef("\n".join(p.read_text() for p in sorted(CSRC.glob("*.cdef"))))
+# The values come from the compiler ("..."): there is nothing to keep in sync.
+ffibuilder.cdef("\n".join(f"#define {n} ..." for h in EXPORTED for n in enumerators((CSRC / h).read_text())))
 ffibuilder.set_source(
     "ocirun._native",
     "\n".join(f'#include "{p.stem}.h"' for p in sorted(CSRC.glob("*.cdef"))),

@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[dict, int, int, str]] = {
     "validate": ({"bundle": ("bundle", True), "b": ("bundle", True)}, 0, 0, "validate [--bundle dir]"),
 }
 TRUE_VALUES = ("true", "1", "t", "yes")
+WARM_COMMANDS = ("create", "run", "exec")  # cgroups.prewarm_attach first (tools/launcher.c reads this too)
 
 
 CGROUP_MANAGERS = ("cgroupfs", "systemd", "disabled")
@@ -284,7 +285,7 @@ def _run(argv: list[str]) -> int:
             return 0
         if g.systemd_cgroup and not fspath.isdir("/run/systemd/system"):
             raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")
-        if cmd in ("run", "exec") or (cmd == "create" and not a.dry_run):
+        if cmd in WARM_COMMANDS and not (cmd == "create" and a.dry_run):
             from ocirun import cgroups
 
             # First thing (and only here): the longer it runs beside our work, the less we wait.

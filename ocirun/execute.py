@@ -28,9 +28,6 @@ from ocirun.errors import OciError
 from ocirun.state import ContainerState
 
 EXEC_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
-# Join order: pid first (setns only names our children's: done with the host's capabilities over its owner),
-# the user namespace next (it owns the others), the mount namespace last.
-_ORDER = ("pid", "user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
 class ExecOpts:
@@ -285,10 +282,10 @@ def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
 
 
 def _open_namespaces(data: ContainerState, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
-    """fds of the init's namespaces in _ORDER."""
+    """fds of the init's namespaces in plan.JOIN_ORDER (pid first: its setns only names our children's)."""
     types = data.config.namespace_types()
     out = []
-    for t in sorted((t for t in types if t in NAMESPACES), key=_ORDER.index):
+    for t in sorted((t for t in types if t in NAMESPACES), key=plan.JOIN_ORDER.index):
         name = "net" if t == "network" else "mnt" if t == "mount" else t
         path = f"/proc/{pid}/ns/{name}"
         try:

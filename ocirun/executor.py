@@ -4,12 +4,27 @@ import posix
 
 import ocirun
 from ocirun import fspath
+from ocirun._native import ffi as _ffi
+from ocirun._native import lib as _lib
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
-MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT = 1, 2, 3, 4, 5, 6
-MSG_GO, MSG_ABORT = 100, 101
-_HDR_SIZE = 12  # struct { uint32 type; int32 value; uint32 len } (little-endian), then len bytes
+# The sync protocol as csrc/plan.h defines it (exported by ocirun/_build_c.py): a message is a struct
+# ocirun_msg (type, value, len; host order), then len bytes.
+MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT = (
+    _lib.MSG_SYNC, _lib.MSG_ERROR, _lib.MSG_PID, _lib.MSG_READY, _lib.MSG_FD, _lib.MSG_MOUNT)
+MSG_GO, MSG_ABORT = _lib.MSG_GO, _lib.MSG_ABORT
+_HDR_SIZE = _ffi.sizeof("struct ocirun_msg")
+_TYPE, _VALUE, _LEN = (_ffi.offsetof("struct ocirun_msg", f) for f in ("type", "value", "len"))
+
+
+def header(type: int, value: int = 0, length: int = 0) -> bytes:  # noqa: A002
+    """A message's struct ocirun_msg."""
+    out = bytearray(_HDR_SIZE)
+    out[_TYPE : _TYPE + 4] = type.to_bytes(4, "little")
+    out[_VALUE : _VALUE + 4] = value.to_bytes(4, "little", signed=True)
+    out[_LEN : _LEN + 4] = length.to_bytes(4, "little")
+    return bytes(out)
 
 
 class Child:
@@ -32,9 +47,9 @@ class Child:
             m = b""
         if not m:
             return 0, 0, b""
-        t = int.from_bytes(m[0:4], "little")
-        v = int.from_bytes(m[4:8], "little", signed=True)
-        n = int.from_bytes(m[8:12], "little")
+        t = int.from_bytes(m[_TYPE : _TYPE + 4], "little")
+        v = int.from_bytes(m[_VALUE : _VALUE + 4], "little", signed=True)
+        n = int.from_bytes(m[_LEN : _LEN + 4], "little")
         return t, v, m[_HDR_SIZE : _HDR_SIZE + n]
 
     def take_fd(self, num: int) -> int:
@@ -47,7 +62,7 @@ class Child:
         return r
 
     def go(self, payload: bytes = b"") -> None:
-        posix.write(self.fd, MSG_GO.to_bytes(4, "little") + bytes(4) + len(payload).to_bytes(4, "little"))
+        posix.write(self.fd, header(MSG_GO, 0, len(payload)))
         if payload:
             posix.write(self.fd, payload)
 

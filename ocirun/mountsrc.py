@@ -92,7 +92,7 @@ def send_source(child, cfg, label: str) -> None:  # noqa: ANN001
     if fd < 0:
         raise OciError(f"{label}.source", f"{src}: {posix.strerror(-fd).lower()}")
     try:
-        go = executor.MSG_GO.to_bytes(4, "little") + bytes(8)
+        go = executor.header(executor.MSG_GO)
         r = lib.ocirun_send_fd(child.fd, fd, go, len(go))
         if r < 0:
             raise OciError(f"{label}.source", f"sending it to the init: {posix.strerror(-r).lower()}")

@@ -7,25 +7,23 @@ str/bytes args, serialised to the wire format of csrc/plan.h. `--dry-run` prints
 import posix
 
 from ocirun import fspath
+from ocirun._native import lib as _c  # csrc/plan.h's values (ocirun/_build_c.py); a plan's command loads it anyway
 from ocirun.config import DEVICE_IFMT, NAMESPACES, Config, Mount, Process, bad
+from ocirun.errors import OciError
 
-# Keep in sync with enum ocirun_op in csrc/plan.h.
-OPS = (
-    "SETNS", "UNSHARE", "SYNC", "SETRESID0", "SETSID", "HOSTNAME", "DOMAINNAME", "PROPAGATE_ROOT",
-    "ROOTFS", "MOUNT", "MKNOD", "BIND_DEV", "SYMLINK", "MASK", "READONLY", "HOOK", "PIVOT",
-    "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
-    "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
-    "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
-    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME", "CHOWN_STDIO", "PIDNS_FORK",
-)
-OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
+# The ops, by name: enum ocirun_op in csrc/plan.h, whose numbers only C writes down.
+OPCODE = {name[3:]: getattr(_c, name) for name in dir(_c) if name.startswith("OP_") and name != "OP_MAX"}
+_ARG_INT, _ARG_STR = bytes((_c.ARG_INT,)), bytes((_c.ARG_STR,))
 
 SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
 SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the container hooks' states
 SYNC_TIMENS = 3  # the runtime wrote linux.timeOffsets into our (still empty) time_for_children namespace
 # HOOK flags (csrc/plan.h): which state it reads (hooks.container_states); a default env that is the process's
-HOOK_STATE_CREATING, HOOK_STATE_CREATED, HOOK_PROCESS_ENV = 0, 1, 2
+HOOK_STATE_CREATING, HOOK_STATE_CREATED, HOOK_PROCESS_ENV = 0, _c.HOOK_STATE_CREATED, _c.HOOK_PROCESS_ENV
+# MOUNT's kind and source mode, PIVOT's mode (csrc/plan.h)
+MOUNT_FS, MOUNT_BIND, MOUNT_BIND_FILE, MOUNT_SRC_ASK, MOUNT_SRC_FD = (
+    _c.MOUNT_FS, _c.MOUNT_BIND, _c.MOUNT_BIND_FILE, _c.MOUNT_SRC_ASK, _c.MOUNT_SRC_FD)
+PIVOT_ROOT, PIVOT_MOVE, PIVOT_CHROOT = _c.PIVOT_ROOT, _c.PIVOT_MOVE, _c.PIVOT_CHROOT
 CLONE_NEWTIME = 0x80
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
@@ -84,6 +82,12 @@ DEV_SYMLINKS = (
 )
 CLONE_NEWPID = NAMESPACES["pid"]
 CLONE_NEWUSER = NAMESPACES["user"]
+# The order namespaces are joined in, by create (SETNS by path) and exec (the fds execute.py opens): pid first
+# (its setns only names our children's, and is done while we hold the host's capabilities over its owner;
+# PIDNS_FORK enters it once we are out of the host's mounts), then the user namespace (it owns the others: in
+# it, their setns calls have the capabilities they need), the mount namespace last (create's later paths
+# would resolve in the container's mounts).
+JOIN_ORDER = ("pid", "user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
 class SeccompFilter:
@@ -146,15 +150,18 @@ class Plan:
         """The wire format of csrc/plan.h (little-endian; int.to_bytes rather than loading _struct)."""
         out = [b"OCIP", len(self.steps).to_bytes(4, "little")]
         for st in self.steps:
+            if len(st.args) > _c.OCIRUN_MAX_ARGS:
+                raise OciError(st.label or st.op.lower(),
+                               f"{len(st.args)} values in one step: the container's init takes {_c.OCIRUN_MAX_ARGS}")
             label = st.label.encode()
             out.append(OPCODE[st.op].to_bytes(4, "little") + len(st.args).to_bytes(4, "little"))
             out.append(len(label).to_bytes(4, "little") + label + b"\0")
             for a in st.args:
                 if isinstance(a, int):
-                    out.append(b"\0" + (a if a < (1 << 63) else a - (1 << 64)).to_bytes(8, "little", signed=True))
+                    out.append(_ARG_INT + (a if a < (1 << 63) else a - (1 << 64)).to_bytes(8, "little", signed=True))
                 else:
                     b = a.encode() if isinstance(a, str) else a
-                    out.append(b"\1" + len(b).to_bytes(4, "little") + b + b"\0")
+                    out.append(_ARG_STR + len(b).to_bytes(4, "little") + b + b"\0")
         return b"".join(out)
 
     def describe(self) -> str:
@@ -219,7 +226,7 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
     if is_bind:
         src = m.source if m.source.startswith("/") else fspath.join(bundle, m.source)
         try:
-            kind = 1 if posix.stat(src).st_mode & 0o170000 == 0o040000 else 2
+            kind = MOUNT_BIND if posix.stat(src).st_mode & 0o170000 == 0o040000 else MOUNT_BIND_FILE
         except OSError as e:
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         except ValueError:
@@ -227,14 +234,14 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
         args = (src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
         if idmap is not None:
             # Mapped by the runtime on a detached copy it makes before the clone; the init attaches it.
-            st = Step("MOUNT", label, *args, -1, 2)
+            st = Step("MOUNT", label, *args, -1, MOUNT_SRC_FD)
             plan.steps.append(st)
             plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
         elif userns_idmap is not None:
             # From a user namespace (new or joined) the source may be out of reach (a 0700 parent owned by
             # the host's root): when the init's bind is refused it asks the runtime to open it (runc's
             # procMountPlease).
-            plan.add("MOUNT", label, *args, -1, 1)
+            plan.add("MOUNT", label, *args, -1, MOUNT_SRC_ASK)
         else:
             plan.add("MOUNT", label, *args)
         return False
@@ -244,7 +251,7 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
     # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
     # ignores it on other types.
     op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
-    plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+    plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, MOUNT_FS, aset, aclr)
     return later_ro
 
 
@@ -274,15 +281,15 @@ def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: di
     named as on the host (cpu, memory, systemd, unified…), as runc does."""
     ro = flags & MS_RDONLY
     if cgroup.get("mode") == "v2":  # in a cgroup namespace the kernel shows our own cgroup as the root
-        plan.add("MOUNT", label, "cgroup2", m.destination, "cgroup2", flags, "", 0, 0, 0, 0)
+        plan.add("MOUNT", label, "cgroup2", m.destination, "cgroup2", flags, "", 0, MOUNT_FS, 0, 0)
         return
     base = MS_NOSUID | MS_NODEV | MS_NOEXEC
     dest = m.destination.rstrip("/")
-    plan.add("MOUNT", label, "tmpfs", m.destination, "tmpfs", base, "mode=755", 0, 0, 0, 0)
+    plan.add("MOUNT", label, "tmpfs", m.destination, "tmpfs", base, "mode=755", 0, MOUNT_FS, 0, 0)
     mounts = cgroup.get("mounts", {})
     for key, host_dir in sorted(cgroup.get("paths", {}).items()):
         name = fspath.basename(mounts.get(key, key)) or key
-        plan.add("MOUNT", label, host_dir, f"{dest}/{name}", "", MS_BIND | base | ro, "", 0, 1, 0, 0)
+        plan.add("MOUNT", label, host_dir, f"{dest}/{name}", "", MS_BIND | base | ro, "", 0, MOUNT_BIND, 0, 0)
     if ro:
         plan.add("READONLY", label, m.destination)
 
@@ -338,6 +345,14 @@ def _needs_home(env: list[str]) -> bool:
     return len(home) <= 5
 
 
+def _check_vectors(args: list, env: list, what: str, env_what: str) -> None:
+    """An argv and env within what the container's init takes (csrc/plan.h)."""
+    if len(args) > _c.OCIRUN_MAX_ARGV - 1:
+        raise OciError(what, f"{len(args)} arguments: the container's init takes {_c.OCIRUN_MAX_ARGV - 1}")
+    if len(env) > _c.OCIRUN_MAX_ENV - 2:
+        raise OciError(env_what, f"{len(env)} variables: the container's init takes {_c.OCIRUN_MAX_ENV - 2}")
+
+
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
                 seccomp: SeccompFilter | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
@@ -363,6 +378,7 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
     for i, h in enumerate(start_hooks or ()):
         # Without `env`: the process's, the HOME the child looked up included (HOOK_PROCESS_ENV), as runc.
         _hook_step(plan, h, f"hooks.startContainer[{i}]", env, HOOK_STATE_CREATED | HOOK_PROCESS_ENV)
+    _check_vectors(p.args, env, "process.args", "process.env")
     plan.add("EXEC", "process.args", len(p.args), *p.args, len(env), *env)
 
 
@@ -394,10 +410,10 @@ def compile_create(
     if not joins:
         plan.clone_flags = new
     else:
-        # Joining existing namespaces must come before creating ours (a new user ns would own them). The pid
+        # Joining existing namespaces must come before creating ours (a new user ns would own them); the pid
         # namespace first, while we hold the host's capabilities over whatever user namespace owns it: that
-        # setns only names the namespace of our children.
-        joins.sort(key=lambda n: (n.type != "pid", n.type != "user", n.type == "mount"))
+        # setns only names the namespace of our children (JOIN_ORDER).
+        joins.sort(key=lambda n: JOIN_ORDER.index(n.type))
         for n in joins:
             plan.add("SETNS", f"linux.namespaces.{n.type}", n.path, n.flag)
         plan.clone_flags = new & CLONE_NEWPID if not plan.new_user else 0
@@ -426,7 +442,7 @@ def compile_create(
         # No mount namespace: any mount would land in the host's. Only chroot, as a plain chroot runtime would.
         plan.add("ROOTFS", "root.path", cfg.root_path, 0)
         forked = _hook_sync(plan, cfg, join_pid)
-        plan.add("PIVOT", "root.path", 2)
+        plan.add("PIVOT", "root.path", PIVOT_CHROOT)
         if join_pid and not forked:
             _enter_pidns(plan)
         _process_steps(plan, cfg, console_fd, no_new_keyring, seccomp, preserve_fds, listen_fd)
@@ -450,7 +466,7 @@ def compile_create(
     if not _dev_is_bound(cfg):
         _dev_steps(plan, cfg)
     forked = _hook_sync(plan, cfg, join_pid)
-    plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
+    plan.add("PIVOT", "root.path", PIVOT_MOVE if no_pivot else PIVOT_ROOT)
     if join_pid and not forked:
         _enter_pidns(plan)
     if not root_prop & (MS_PRIVATE | MS_SLAVE):
@@ -543,6 +559,7 @@ def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) 
         env, flags = h.env, flags & ~HOOK_PROCESS_ENV
     else:
         env = default_env or ()
+    _check_vectors(h.args, env, f"{label}.args", f"{label}.env")
     plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(env), *env, flags)
 
 

@@ -179,18 +179,38 @@ def _str_list(value: object, what: str) -> list:
 
 
 def _parse(section: object, what: str) -> _Parsed:
-    """Validate the section without libseccomp, so every error is cheap and names its JSON path."""
+    """Validate the section without libseccomp, so every error is cheap and names its JSON path.
+
+    In phases, in this order (the first error found is the one reported): the default action, the
+    architectures, the flags, the syscall rules, then the notify listener (which adds flags of its own)."""
     if type(section) is not dict:
         raise OciError(what, f"must be an object, not {type(section).__name__}")
     p = _Parsed()
+    p.default = _default_action(section, what)
+    p.archs = _architectures(section, what)
+    flags = _flags(section, what)
+    rules, notify = _syscall_rules(section, what)
+    p.flags, p.listener_path, p.listener_metadata = _listener(section, what, flags, notify)
+    p.rules = tuple(rules)
+    p.notify = notify
+    # repr() of tuples of ints and strs is canonical: key order and spelling of the JSON do not matter.
+    p.key = repr((_CACHE_FORMAT, p.default, p.archs, tuple(r[:3] for r in rules)))
+    return p
+
+
+def _default_action(section: dict, what: str) -> int:
+    """defaultAction with defaultErrnoRet; it may not be SCMP_ACT_NOTIFY."""
     default = _action(
         section.get("defaultAction"), section.get("defaultErrnoRet"),
         f"{what}.defaultAction", f"{what}.defaultErrnoRet",
     )
     if default == ACT_NOTIFY:
         raise OciError(f"{what}.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
-    p.default = default
+    return default
 
+
+def _architectures(section: dict, what: str) -> tuple[int, ...]:
+    """architectures as AUDIT_ARCH_* tokens, each once, in order."""
     archs: list[int] = []
     for i, name in enumerate(_str_list(section.get("architectures"), f"{what}.architectures")):
         token = ARCHS.get(name)
@@ -198,15 +218,22 @@ def _parse(section: object, what: str) -> _Parsed:
             raise OciError(f"{what}.architectures[{i}]", f'unknown architecture "{name}"')
         if token not in archs:
             archs.append(token)
-    p.archs = tuple(archs)
+    return tuple(archs)
 
+
+def _flags(section: dict, what: str) -> int:
+    """flags as SECCOMP_FILTER_FLAG_* bits."""
     flags = 0
     for i, name in enumerate(_str_list(section.get("flags"), f"{what}.flags")):
         bit = FLAGS.get(name)
         if bit is None:
             raise OciError(f"{what}.flags[{i}]", f'unknown flag "{name}"')
         flags |= bit
+    return flags
 
+
+def _syscall_rules(section: dict, what: str) -> tuple[list, bool]:
+    """syscalls as (action, names, conditions, JSON path) rules, and whether any action is SCMP_ACT_NOTIFY."""
     syscalls = section.get("syscalls")
     if syscalls is None:
         syscalls = []
@@ -233,30 +260,40 @@ def _parse(section: object, what: str) -> _Parsed:
             if "write" in names:
                 # The init process still has to write to its sync pipe after the filter is loaded.
                 raise OciError(f"{where}.names", "SCMP_ACT_NOTIFY cannot be used for the write syscall")
-        args = call.get("args")
-        if args is None:
-            args = []
-        elif type(args) is not list:
-            raise OciError(f"{where}.args", f"must be an array, not {type(args).__name__}")
-        conds = []
-        for k, arg in enumerate(args):
-            aw = f"{where}.args[{k}]"
-            if type(arg) is not dict:
-                raise OciError(aw, f"must be an object, not {type(arg).__name__}")
-            for key in ("index", "value", "op"):
-                if key not in arg:
-                    raise OciError(f"{aw}.{key}", "missing required property")
-            index = _uint(arg["index"], f"{aw}.index", 5)
-            value = _uint(arg["value"], f"{aw}.value", _U64_MAX)
-            value2 = arg.get("valueTwo")
-            value2 = 0 if value2 is None else _uint(value2, f"{aw}.valueTwo", _U64_MAX)
-            op_name = arg["op"]
-            op = OPERATORS.get(op_name) if type(op_name) is str else None
-            if op is None:
-                raise OciError(f"{aw}.op", f'unknown operator "{op_name}"')
-            conds.append((index, op, value, value2))
-        rules.append((action, tuple(names), tuple(conds), where))
+        rules.append((action, tuple(names), _conditions(call, where), where))
+    return rules, notify
 
+
+def _conditions(call: dict, where: str) -> tuple:
+    """A rule's args as (index, operator, value, valueTwo) conditions."""
+    args = call.get("args")
+    if args is None:
+        args = []
+    elif type(args) is not list:
+        raise OciError(f"{where}.args", f"must be an array, not {type(args).__name__}")
+    conds = []
+    for k, arg in enumerate(args):
+        aw = f"{where}.args[{k}]"
+        if type(arg) is not dict:
+            raise OciError(aw, f"must be an object, not {type(arg).__name__}")
+        for key in ("index", "value", "op"):
+            if key not in arg:
+                raise OciError(f"{aw}.{key}", "missing required property")
+        index = _uint(arg["index"], f"{aw}.index", 5)
+        value = _uint(arg["value"], f"{aw}.value", _U64_MAX)
+        value2 = arg.get("valueTwo")
+        value2 = 0 if value2 is None else _uint(value2, f"{aw}.valueTwo", _U64_MAX)
+        op_name = arg["op"]
+        op = OPERATORS.get(op_name) if type(op_name) is str else None
+        if op is None:
+            raise OciError(f"{aw}.op", f'unknown operator "{op_name}"')
+        conds.append((index, op, value, value2))
+    return tuple(conds)
+
+
+def _listener(section: dict, what: str, flags: int, notify: bool) -> tuple[int, str | None, str | None]:
+    """listenerPath and listenerMetadata, and the flags a listener needs (or must not have): (flags, path,
+    metadata)."""
     listener_path = section.get("listenerPath")
     if listener_path is not None and type(listener_path) is not str:
         raise OciError(f"{what}.listenerPath", "must be a string")
@@ -274,15 +311,7 @@ def _parse(section: object, what: str) -> _Parsed:
             flags |= FLAG_TSYNC_ESRCH  # the kernel rejects TSYNC|NEW_LISTENER without it
     else:
         flags &= ~FLAG_WAIT_KILLABLE_RECV  # only meaningful with a listener; the kernel rejects it alone
-
-    p.rules = tuple(rules)
-    p.flags = flags
-    p.notify = notify
-    p.listener_path = listener_path
-    p.listener_metadata = metadata
-    # repr() of tuples of ints and strs is canonical: key order and spelling of the JSON do not matter.
-    p.key = repr((_CACHE_FORMAT, default, p.archs, tuple(r[:3] for r in rules)))
-    return p
+    return flags, listener_path, metadata
 
 
 def _build(p: _Parsed, what: str) -> bytes:

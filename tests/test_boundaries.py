@@ -78,7 +78,10 @@ def test_global_flag_values_are_checked():
 @pytest.mark.parametrize("module", ["ocirun.execute", "ocirun.update", "ocirun.run", "ocirun.lifecycle",
                                     "ocirun.create", "ocirun.commands", "ocirun.state", "ocirun.tty"])
 def test_operations_do_not_import_the_cli(module):
-    code = f"import sys, {module}; print('ocirun.cli' in sys.modules)"
+    import _cffi_backend  # (plan and executor read their values from the C helper: its directory, as the launcher)
+
+    site = os.path.dirname(_cffi_backend.__file__)
+    code = f"import sys; sys.path.append({site!r}); import {module}; print('ocirun.cli' in sys.modules)"
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
 

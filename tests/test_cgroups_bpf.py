@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
+from ocirun import _native
 from ocirun.cgroups import devices
 from ocirun.cgroups.devices import Rule
-
-_native = pytest.importorskip("ocirun._native")
 
 BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR = 1, 2
 LDX_W, ALU_AND_K, ALU_RSH_K, ALU_MOV_X, ALU64_MOV_K = 0x61, 0x54, 0x74, 0xBC, 0xB7

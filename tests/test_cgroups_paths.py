@@ -80,6 +80,29 @@ def test_own_cgroups() -> None:
     }
 
 
+def test_mounts_is_the_one_mountinfo_parser() -> None:
+    """Fields unescaped as the kernel escapes them (an octal byte), optional fields skipped, broken lines too."""
+    text = ("36 35 98:0 /a\\040b /mnt/x\\011y\\012z\\134w rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=x\n"
+            "garbage\n\n37 36 0:1 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+            "38 36 0:2 / /lit\\9 rw - tmpfs t rw\n")
+    assert paths.mounts(text) == [("/mnt/x\ty\nz\\w", "/a b", "ext3", "rw,errors=x"),
+                                  ("/sys/fs/cgroup/cpu", "/", "cgroup", "rw,cpu"), ("/lit\\9", "/", "tmpfs", "rw")]
+    assert paths.mounts("1 2 3:4 / /m rw - cgroup2") == []  # (no super options: not a whole line)
+
+
+def test_own_cgroups_first_line_wins() -> None:
+    """As the C launcher reads it (a controller never appears twice in the kernel's file)."""
+    assert paths.own_cgroups("0::/a\n0::/b\n2:cpu:/c\n3:cpu,memory:/d\n") == {"": "/a", "cpu": "/c", "memory": "/d"}
+
+
+def test_warm_target() -> None:
+    v2 = "/sys/fs/cgroup/unified/user.slice/session-1.scope/cgroup.procs"
+    assert paths.warm_target(MOUNTINFO_HYBRID, PROC_CGROUP) == v2
+    no_v2 = PROC_CGROUP.replace("0::/user.slice/session-1.scope\n", "")
+    assert paths.warm_target(MOUNTINFO_HYBRID, no_v2) == "/sys/fs/cgroup/cpu,cpuacct/cgroup.procs"  # first v1 mount
+    assert paths.warm_target(MOUNTINFO_HYBRID.replace(" / /", " /x /"), PROC_CGROUP) == ""  # none at its root
+
+
 def test_v1_dir_absolute_and_relative() -> None:
     own = paths.own_cgroups(PROC_CGROUP)
     assert paths.v1_dir("/a/b", "memory", "/sys/fs/cgroup/memory", "/", own) == "/sys/fs/cgroup/memory/a/b"

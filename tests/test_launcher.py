@@ -181,3 +181,155 @@ def test_interpreter_is_linked_in_when_a_static_libpython_is_there() -> None:
             "static launcher", "launcher")
         p = subprocess.run([out, "a", "b"], capture_output=True, text=True, timeout=30)
         assert p.stdout.strip() == "['a', 'b']" and p.returncode == 0, p
+
+
+# --- tools/launcher.c's parsers (a test-only build, tests/cbuild.py) against the runtime's own -----------------
+
+def test_the_launcher_tables_are_the_runtimes() -> None:
+    """tools/launcher.c's lists are generated from the package at install (launcher_config.h)."""
+    import re
+
+    from ocirun import cli
+    from ocirun.cgroups import paths
+
+    h = _tools().launcher_config("/py", "code")
+    defines = dict(re.findall(r"^#define (\w+) (.*)$", h, re.M))
+    assert re.findall(r'"([^"]*)"', defines["OCIRUN_V1_CONTROLLERS"]) == list(paths.V1_CONTROLLERS)
+    assert re.findall(r'"([^"]*)"', defines["OCIRUN_WARM_COMMANDS"]) == list(cli.WARM_COMMANDS)
+    flags = {n: int(v) for n, v in re.findall(r'\{"([^"]*)", (\d)\}', defines["OCIRUN_GLOBAL_FLAGS"])}
+    assert flags == {n: int(t is True) for n, (_, t) in cli.GLOBAL.items()}
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "launcher.c")) as f:
+        src = f.read()
+    assert "name=systemd" not in src and '"log-format"' not in src and '"create"' not in src  # no copy kept
+
+
+@pytest.fixture(scope="module")
+def launcher_c():  # noqa: ANN201
+    from cbuild import launcher_lib
+
+    return launcher_lib()
+
+
+def _c_command(launcher_c, argv: list[str]) -> str:  # noqa: ANN001
+    args = [launcher_c.ffi.new("char[]", a.encode()) for a in ["ocirun", *argv]]
+    argvp = launcher_c.ffi.new("char *[]", [*args, launcher_c.ffi.NULL])
+    return launcher_c.ffi.string(launcher_c.lib.command(len(args), argvp)).decode()
+
+
+COMMAND_LINES = [
+    [], ["create", "x"], ["--root", "/r", "create", "x"], ["--root=/r", "run", "x"], ["-root", "/r", "exec", "x"],
+    ["---root", "/r", "exec"], ["--log", "create", "state", "x"], ["--log-format", "json", "--debug", "run"],
+    ["--debug=false", "create"], ["--systemd-cgroup", "--rootless", "true", "exec", "a"], ["--trace", "run"],
+    ["--trace=json", "create"], ["--trace", "json", "create"], ["--criu", "/c", "checkpoint", "x"],
+    ["--cgroup-manager", "systemd", "run"], ["-h"], ["--help", "create"], ["-v"], ["state", "create"],
+    ["--", "create"], ["-", "create"], ["--bogus", "create"], ["--bogus=1", "run"], ["---", "run"],
+    ["--root"], ["", "create"], ["--log-format=text", "--log=/l", "delete", "-f", "x"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMAND_LINES, ids=lambda a: " ".join(a) or "(none)")
+def test_launcher_finds_the_command_the_cli_runs(launcher_c, argv: list[str]) -> None:  # noqa: ANN001
+    """The C launcher forks the warm-up child for the command word ocirun.cli.parse finds; where the CLI
+    refuses the line before the command (an unknown flag, "--"), the launcher warms nothing."""
+    from ocirun import cli
+    from ocirun.errors import OciError
+
+    word = _c_command(launcher_c, argv)
+    try:
+        _g, cmd, _a = cli.parse(argv)
+    except OciError as e:
+        if e.what.startswith("command "):  # the global flags are parsed: the command word is refused
+            assert not launcher_c.lib.warms(word.encode()), (argv, word)
+            return
+        cmd = None  # (the command's own flags are refused: its word was found all the same)
+    if cmd is not None:
+        assert word == cmd, (argv, word, cmd)
+    assert bool(launcher_c.lib.warms(word.encode())) == (word in cli.WARM_COMMANDS)
+
+
+def _c_warm_target(launcher_c, mountinfo: str, cgroup: str) -> str:  # noqa: ANN001
+    ffi = launcher_c.ffi
+    out = ffi.new("char[]", 4096)
+    mi, cg = ffi.new("char[]", mountinfo.encode()), ffi.new("char[]", cgroup.encode())
+    return ffi.string(out).decode() if launcher_c.lib.warm_target(mi, cg, out, 4096) == 0 else ""
+
+
+HYBRID = "\n".join([
+    "30 1 8:1 / / rw - ext4 /dev/sda1 rw",
+    "31 30 0:28 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755",
+    "32 31 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate",
+    "33 31 0:30 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd",
+    "34 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
+    "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory", ""])
+OWN = "4:memory:/m\n3:cpu,cpuacct:/c\n1:name=systemd:/s\n0::/u/s.scope\n"
+WARM_CASES = {
+    "hybrid: the unified mount": (HYBRID, OWN),
+    "v1 only": (HYBRID.replace("cgroup2 cgroup2", "tmpfs tmpfs"), OWN),
+    "unified mount not at its root: v1": (HYBRID.replace("0:29 / ", "0:29 /sub "), OWN),
+    "no v2 line in /proc/self/cgroup": (HYBRID, OWN.replace("0::/u/s.scope\n", "")),
+    "first v1 controller not at its root": (HYBRID.replace("0:30 / ", "0:30 /x ").replace("0:29 / ", "0:29 /y "),
+                                            OWN),
+    "none at its root": (HYBRID.replace(" / /sys/fs/cgroup/", " /q /sys/fs/cgroup/"), OWN),
+    "pure v2": ("30 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 30 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+                "0::/init.scope\n"),
+    "own cgroup is the root": (HYBRID, "0::/\n"),
+    "escaped mount point": (HYBRID.replace("/sys/fs/cgroup/unified", "/sys/fs/cgroup/uni\\040fied\\134x"), OWN),
+    "cgroup2 mounted twice, the first not at its root": (
+        HYBRID + "36 31 0:29 /sub /mnt/v2 rw - cgroup2 cgroup2 rw\n", OWN),
+    "a bind of the v2 root later": (HYBRID.replace("32 31 0:29 / /sys/fs/cgroup/unified", "32 31 0:29 /sub /a")
+                                    + "37 31 0:29 / /b rw - cgroup2 cgroup2 rw\n", OWN),
+    "no trailing newlines, blank lines": ("\n\n" + HYBRID.strip() + "\n\n", OWN.strip()),
+    "short and odd lines": ("garbage\n1 2 3 - x\n - cgroup2 cgroup2 rw\n" + HYBRID, "x\n::\n0:\n" + OWN),
+    "own path with colons and spaces": (HYBRID, "0::/a:b c/d\n"),
+    "duplicate cgroup lines: the first wins": (HYBRID, "0::/first\n0::/second\n" + OWN),
+    "name=systemd only": ("31 30 0:30 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n",
+                          "1:name=systemd:/s\n"),
+    "unknown controller": ("31 30 0:30 / /sys/fs/cgroup/x rw - cgroup cgroup rw,bogus\n", "1:bogus:/s\n"),
+    "mount point with trailing slash": (HYBRID.replace("/sys/fs/cgroup/unified", "/u//"), "0::/x//\n"),
+    "long paths": (HYBRID.replace("/sys/fs/cgroup/unified", "/" + "u" * 2000), "0::/" + "s" * 2000 + "\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WARM_CASES))
+def test_launcher_warms_the_cgroup_python_would(launcher_c, case: str) -> None:  # noqa: ANN001
+    """The same mountinfo and /proc/self/cgroup texts, the same cgroup.procs from the C launcher and from
+    ocirun.cgroups.paths.warm_target (the runtime's own warm-up without the launcher)."""
+    from ocirun.cgroups import paths
+
+    mountinfo, cgroup = WARM_CASES[case]
+    py = paths.warm_target(mountinfo, cgroup)
+    assert _c_warm_target(launcher_c, mountinfo, cgroup) == py
+    if case in ("hybrid: the unified mount", "pure v2", "escaped mount point", "own cgroup is the root",
+                "v1 only", "first v1 controller not at its root"):
+        assert py, case  # (cases where there is one)
+    if case == "none at its root":
+        assert py == "", case
+
+
+def test_launcher_warms_the_cgroup_python_would_on_this_host(launcher_c) -> None:  # noqa: ANN001
+    from ocirun.cgroups import paths
+
+    with open("/proc/self/mountinfo") as f, open("/proc/self/cgroup") as g:
+        mountinfo, cgroup = f.read(), g.read()
+    assert _c_warm_target(launcher_c, mountinfo, cgroup) == paths.warm_target(mountinfo, cgroup)
+
+
+def test_launcher_and_python_agree_on_scrambled_texts(launcher_c) -> None:  # noqa: ANN001
+    """Random mixes of plausible and broken lines (seeded: the same every run)."""
+    import random
+
+    from ocirun.cgroups import paths
+
+    rnd = random.Random(15)
+    pieces = HYBRID.splitlines() + [
+        "50 31 0:40 /x /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids",
+        "51 31 0:41 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids",
+        "52 31 0:42 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio",
+        "53 31 0:29 / /sys/fs/cgroup/a\\040b rw - cgroup2 cgroup2 rw", "54 - cgroup2", "", " - - - ",
+        "55 31 0:43 / /m shared:5 master:2 - cgroup cgroup rw,freezer"]
+    own = ["0::/a", "0::/", "0::", "2:pids:/p", "5:freezer:/f", "3:net_cls,net_prio:/n", "9:cpu:/c", "x:y",
+           "4:memory:/m/", "0::/../up"]
+    for _ in range(400):
+        mi = "\n".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 8)))
+        cg = "\n".join(rnd.choice(own) for _ in range(rnd.randint(0, 4)))
+        assert _c_warm_target(launcher_c, mi, cg) == paths.warm_target(mi, cg), (mi, cg)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import re
-
 import pytest
 
 from ocirun import config, plan
 from ocirun.errors import OciError
 from ocirun.specgen import default_spec
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_opcodes_match_the_c_enum():
-    with open(os.path.join(ROOT, "csrc/plan.h")) as f:
-        body = f.read().split("enum ocirun_op {", 1)[1].split("OP_MAX", 1)[0]
-    names = re.findall(r"\bOP_([A-Z0-9_]+)", body)
-    assert tuple(names) == plan.OPS
 
 
 def cfg_for(tmp_path, mutate=None) -> config.Config:  # noqa: ANN001
@@ -52,6 +40,33 @@ def test_join_paths_come_first(tmp_path):
     assert [s.op for s in p.steps[:3]] == ["SETNS", "SETNS", "UNSHARE"]
     assert p.steps[0].args[0] == "/proc/1/ns/user"  # the user namespace first
     assert p.clone_flags == plan.CLONE_NEWPID
+
+
+def test_create_and_exec_join_namespaces_in_the_same_order(tmp_path):
+    """One order (plan.JOIN_ORDER) for create's SETNS steps and the fds exec opens, whatever the config's."""
+    import os
+
+    from ocirun import execute, state
+
+    types = ["mount", "time", "network", "uts", "cgroup", "ipc", "user"]
+    files = {"network": "net", "mount": "mnt"}
+
+    def m(s: dict) -> None:
+        s["linux"]["namespaces"] = [{"type": "pid"}] + [
+            {"type": t, "path": f"/proc/self/ns/{files.get(t, t)}"} for t in types]
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    created = [st.label.rsplit(".", 1)[1] for st in p.steps if st.op == "SETNS"]
+    fds: list[int] = []
+    try:
+        kept = state.KeptConfig(namespaces=[{"type": t} for t in ["pid", *types]])
+        opened = execute._open_namespaces(state.ContainerState("x", config=kept), os.getpid(), fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # (exec joins the container's pid namespace too, first: create here makes a new one)
+    assert opened[0][0] == "pid"
+    assert created == [t for t, _, _ in opened[1:]] == [t for t in plan.JOIN_ORDER if t in types]
+    assert created[0] == "user" and created[-1] == "mount"
 
 
 def test_new_user_namespace_clones_everything(tmp_path):

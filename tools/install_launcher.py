@@ -308,6 +308,24 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def launcher_config(python: str, code: str, package_root: str = ROOT) -> str:
+    """launcher_config.h: the interpreter and the start code, and the runtime's own tables the launcher reads
+    before Python starts (the v1 controllers, the global flags, the commands whose cgroup attach it warms),
+    taken from the package so that they are written down once."""
+    sys.path.insert(0, package_root)
+    try:
+        from ocirun import cli
+        from ocirun.cgroups import paths
+    finally:
+        sys.path.remove(package_root)
+    flags = ", ".join(f"{{{_c_string(name)}, {int(takes not in (False, '?'))}}}"
+                      for name, (_key, takes) in cli.GLOBAL.items())
+    return (f"#define OCIRUN_PYTHON {_c_string(python)}\n#define OCIRUN_CODE {_c_string(code)}\n"
+            f"#define OCIRUN_V1_CONTROLLERS {', '.join(map(_c_string, paths.V1_CONTROLLERS))}\n"
+            f"#define OCIRUN_GLOBAL_FLAGS {flags}\n"
+            f"#define OCIRUN_WARM_COMMANDS {', '.join(map(_c_string, cli.WARM_COMMANDS))}\n")
+
+
 def _build_c_launcher(out: str, python: str, code: str, embed: dict | None = None) -> str:
     """Compile tools/launcher.c with the interpreter and start code built in; which kind, or "" when there is
     no compiler.
@@ -325,7 +343,7 @@ def _build_c_launcher(out: str, python: str, code: str, embed: dict | None = Non
         return ""
     with tempfile.TemporaryDirectory(prefix="ocirun-launcher-") as tmpd:
         with open(os.path.join(tmpd, "launcher_config.h"), "w") as f:
-            f.write(f"#define OCIRUN_PYTHON {_c_string(python)}\n#define OCIRUN_CODE {_c_string(code)}\n")
+            f.write(launcher_config(python, code))
         src = os.path.join(ROOT, "tools", "launcher.c")
         base = [cc, "-O2", "-Wall", "-Werror", "-I", tmpd, "-o", out, src]
         attempts = []

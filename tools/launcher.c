@@ -13,7 +13,7 @@
  * ocirun.cgroups.prewarm_wait); it dies with its parent. Pure cgroup v2 hosts need none of this
  * (clone3 CLONE_INTO_CGROUP). Built by tools/install_launcher.py with the paths in launcher_config.h.
  */
-#ifdef OCIRUN_EMBED
+#if defined(OCIRUN_EMBED) && !defined(OCIRUN_LAUNCHER_TEST)
 #define PY_SSIZE_T_CLEAN
 #include <Python.h> /* first, as Python.h asks */
 #include "launcher_frozen.h" /* frozen_modules[]: written by install_launcher.py */
@@ -32,33 +32,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "launcher_config.h" /* OCIRUN_PYTHON, OCIRUN_CODE (ends in "main("), written by install_launcher.py */
+/* Written by install_launcher.py: OCIRUN_PYTHON, OCIRUN_CODE (ends in "main("), and from the runtime's own
+ * tables, so they are written down once: OCIRUN_V1_CONTROLLERS (ocirun.cgroups.paths.V1_CONTROLLERS),
+ * OCIRUN_VALUED_FLAGS (the global flags that take a value, ocirun.cli.GLOBAL) and OCIRUN_WARM_COMMANDS
+ * (ocirun.cli.WARM_COMMANDS). */
+#include "launcher_config.h"
 
-/* runc's v1 controllers (ocirun.cgroups.paths.V1_CONTROLLERS): a bit each, to keep "first mount wins". */
-static const char *const V1[] = {"cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb",
-                                 "net_cls", "net_prio", "perf_event", "freezer", "rdma", "name=systemd", "misc"};
+/* runc's v1 controllers: a bit each, to keep "first mount wins". */
+static const char *const V1[] = {OCIRUN_V1_CONTROLLERS};
 #define NV1 (sizeof(V1) / sizeof(V1[0]))
+_Static_assert(NV1 <= 32, "one bit per controller in `seen`");
 #define WARM_EVERY_NS 5000000 /* well under a grace period (10-25 ms on the dev VM, a few ticks anywhere) */
 #define WARM_WRITES 30
 
-static ssize_t slurp(const char *path, char *buf, size_t size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t n = 0;
-    ssize_t r;
-    while (n < size - 1 && (r = read(fd, buf + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fd);
-    buf[n] = 0;
-    return n < size - 1 ? (ssize_t)n : -1; /* truncated: give up rather than guess */
-}
-
-/* mountinfo escapes " \t\n\\" as \ooo */
+/* mountinfo escapes " \t\n\\" as \ooo (a byte: the first digit is 0-3); ocirun.cgroups.paths reads it alike */
 static void unescape(char *s) {
     char *o = s;
     for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
             s[3] <= '7') {
             *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
             s += 3;
@@ -71,7 +62,7 @@ static void unescape(char *s) {
 
 /* Our path in the hierarchy named `ctrl` ("" for cgroup v2) from /proc/self/cgroup, or NULL. */
 static const char *own_path(char *cg, const char *ctrl, char *out, size_t size) {
-    for (char *line = cg; line && *line;) {
+    for (char *line = cg; line;) {
         char *next = strchr(line, '\n');
         size_t len = next ? (size_t)(next - line) : strlen(line);
         char *c1 = memchr(line, ':', len);
@@ -101,29 +92,29 @@ static const char *own_path(char *cg, const char *ctrl, char *out, size_t size) 
     return NULL;
 }
 
-/* The child: find our own cgroup on a hierarchy mounted at its root and write "0" to its cgroup.procs. */
-static void warm(pid_t parent) {
-    static char mi[1 << 16], cg[8192], target[4096], own[4096];
-    if (syscall(SYS_close_range, 0U, ~0U, 0U) < 0) { /* before Linux 5.9 */
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        while (d && (e = readdir(d)))
-            if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
-                close(atoi(e->d_name));
-        if (d)
-            closedir(d);
-    }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        return;
-    if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) /* pure v2: clone3 joins the cgroup directly */
-        return;
-    if (slurp("/proc/self/mountinfo", mi, sizeof(mi)) < 0 || slurp("/proc/self/cgroup", cg, sizeof(cg)) < 0)
-        return;
-    static char v1target[4096];
+/* out = mnt without its trailing slashes, then own, without trailing slashes ("" is the root); 1, or 0 when
+ * it does not fit. */
+static int join_path(char *out, size_t size, const char *mnt, const char *own) {
+    size_t m = strlen(mnt);
+    while (m > 0 && mnt[m - 1] == '/')
+        m--;
+    int n = snprintf(out, size, "%.*s%s", (int)m, mnt, own);
+    if (n < 0 || (size_t)n >= size)
+        return 0;
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = 0;
+    return 1;
+}
+
+/* The cgroup.procs to write: our own cgroup on the first cgroup2 mount when that mount is the hierarchy's root,
+ * else on the first v1 hierarchy (in mountinfo order, each controller's first mount) mounted at its root,
+ * from the texts of /proc/self/mountinfo and /proc/self/cgroup (both changed in place). 0 with the path in
+ * out, or -1: none certain. ocirun.cgroups.paths.warm_target makes the same choice (tests/test_launcher.py). */
+static int warm_target(char *mi, char *cg, char *out, size_t size) {
+    static char v2target[4096], v1target[4096], own[4096];
     unsigned seen = 0;
-    int v2seen = 0;
-    target[0] = v1target[0] = 0;
-    for (char *line = mi, *next; line && *line; line = next) {
+    int v2seen = 0, have_v2 = 0, have_v1 = 0;
+    for (char *line = mi, *next; line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = 0;
@@ -143,7 +134,7 @@ static void warm(pid_t parent) {
         unescape(f[4]);
         if (!strcmp(r[0], "cgroup2")) { /* the first cgroup2 mount decides, as in ocirun.cgroups.paths */
             if (!v2seen && !strcmp(f[3], "/") && own_path(cg, "", own, sizeof(own)))
-                snprintf(target, sizeof(target), "%s%s", f[4], own);
+                have_v2 = join_path(v2target, sizeof(v2target), f[4], own);
             v2seen = 1;
             continue;
         }
@@ -154,21 +145,90 @@ static void warm(pid_t parent) {
                 if (strcmp(o, V1[i]) || (seen & (1U << i)))
                     continue;
                 seen |= 1U << i; /* the first mount of each controller wins */
-                if (!v1target[0] && !strcmp(f[3], "/") && own_path(cg, V1[i], own, sizeof(own)))
-                    snprintf(v1target, sizeof(v1target), "%s%s", f[4], own);
+                if (!have_v1 && !strcmp(f[3], "/") && own_path(cg, V1[i], own, sizeof(own)))
+                    have_v1 = join_path(v1target, sizeof(v1target), f[4], own);
             }
         }
     }
-    if (!target[0])
-        memcpy(target, v1target, sizeof(target));
-    if (!target[0])
+    const char *dir = have_v2 ? v2target : v1target;
+    if (!(have_v2 || have_v1) || strlen(dir) + sizeof("/cgroup.procs") > size)
+        return -1;
+    snprintf(out, size, "%s/cgroup.procs", dir);
+    return 0;
+}
+
+/* The global flags (ocirun.cli.GLOBAL): whether each takes the next argument as its value. */
+static const struct global_flag {
+    const char *name;
+    int valued;
+} GLOBAL[] = {OCIRUN_GLOBAL_FLAGS};
+
+/* The command word as ocirun.cli.parse finds it: the first argument that is not a global flag or a global
+ * flag's value; an unknown flag or "--" stops the search there (the CLI refuses both as a command). */
+static const char *command(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || !a[1] || !strcmp(a, "--"))
+            return a;
+        const char *name = a;
+        while (*name == '-')
+            name++;
+        size_t len = strcspn(name, "=");
+        const struct global_flag *f = NULL;
+        for (size_t k = 0; k < sizeof(GLOBAL) / sizeof(GLOBAL[0]) && !f; k++)
+            if (strlen(GLOBAL[k].name) == len && !memcmp(GLOBAL[k].name, name, len))
+                f = &GLOBAL[k];
+        if (!f)
+            return a;
+        if (f->valued && !name[len])
+            i++;
+    }
+    return "";
+}
+
+/* Whether the runtime warms the cgroup attach for `cmd` (ocirun.cli.WARM_COMMANDS). */
+static int warms(const char *cmd) {
+    static const char *const commands[] = {OCIRUN_WARM_COMMANDS};
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+        if (!strcmp(cmd, commands[k]))
+            return 1;
+    return 0;
+}
+
+#ifndef OCIRUN_LAUNCHER_TEST /* (tests/test_launcher.py builds the parsers above alone) */
+static ssize_t slurp(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    ssize_t r;
+    while (n < size - 1 && (r = read(fd, buf + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    return n < size - 1 ? (ssize_t)n : -1; /* truncated: give up rather than guess */
+}
+
+/* The child: find our own cgroup on a hierarchy mounted at its root and write "0" to its cgroup.procs. */
+static void warm(pid_t parent) {
+    static char mi[1 << 16], cg[8192], target[4096];
+    if (syscall(SYS_close_range, 0U, ~0U, 0U) < 0) { /* before Linux 5.9 */
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+                close(atoi(e->d_name));
+        if (d)
+            closedir(d);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         return;
-    size_t n = strlen(target);
-    while (n > 0 && target[n - 1] == '/')
-        target[--n] = 0;
-    if (n + sizeof("/cgroup.procs") > sizeof(target))
+    if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) /* pure v2: clone3 joins the cgroup directly */
         return;
-    strcpy(target + n, "/cgroup.procs");
+    if (slurp("/proc/self/mountinfo", mi, sizeof(mi)) < 0 || slurp("/proc/self/cgroup", cg, sizeof(cg)) < 0)
+        return;
+    if (warm_target(mi, cg, target, sizeof(target)) < 0)
+        return;
     int fd = open(target, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -183,28 +243,6 @@ static void warm(pid_t parent) {
         nanosleep(&every, NULL);
     }
     close(fd);
-}
-
-/* The command word: the first argument that is not a global flag or a global flag's value (cli.GLOBAL). */
-static const char *command(int argc, char **argv) {
-    static const char *const valued[] = {"root", "log", "log-format", "rootless", "cgroup-manager", "criu"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || !a[1])
-            return a;
-        if (!strcmp(a, "--"))
-            return i + 1 < argc ? argv[i + 1] : "";
-        while (*a == '-')
-            a++;
-        if (strchr(a, '='))
-            continue;
-        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
-            if (!strcmp(a, valued[k])) {
-                i++;
-                break;
-            }
-    }
-    return "";
 }
 
 #ifdef OCIRUN_EMBED
@@ -277,9 +315,8 @@ static int run_python(int argc, char **argv, const char *code) {
 #endif
 
 int main(int argc, char **argv) {
-    const char *cmd = command(argc, argv);
     pid_t warm_pid = 0;
-    if (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) {
+    if (warms(command(argc, argv))) {
         pid_t self = getpid();
         warm_pid = fork();
         if (warm_pid == 0) {
@@ -293,3 +330,4 @@ int main(int argc, char **argv) {
     snprintf(code, sizeof(code), "%s%d)\n", OCIRUN_CODE, (int)warm_pid);
     return run_python(argc, argv, code);
 }
+#endif

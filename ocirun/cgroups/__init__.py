@@ -51,24 +51,15 @@ def _warm(done: object) -> None:
 
         tr = ocirun.TRACER
         t = tr and tr.now()
-        v1, v2, v2root = paths.cgroup_mounts()
-        own = paths.own_cgroups()
-        target = ""
-        if v2 is not None and v2root == "/" and "" in own:
-            target = (v2.rstrip("/") + own[""]).rstrip("/")
-        else:
-            for ctrl, (mnt, root) in v1.items():
-                if root == "/" and ctrl in own:
-                    target = (mnt.rstrip("/") + own[ctrl]).rstrip("/")
-                    break
+        target = paths.warm_target()
         if target:
-            fd = posix.open(target + "/cgroup.procs", posix.O_WRONLY | posix.O_CLOEXEC)
+            fd = posix.open(target, posix.O_WRONLY | posix.O_CLOEXEC)
             try:
                 posix.write(fd, b"0")
             finally:
                 posix.close(fd)
             if tr:
-                tr.step("cgroup.prewarm", t, f"{target}/cgroup.procs <- 0 (where we are): the attach lock, early")
+                tr.step("cgroup.prewarm", t, f"{target} <- 0 (where we are): the attach lock, early")
     except (OSError, ValueError, IndexError):
         pass
     finally:

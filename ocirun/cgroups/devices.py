@@ -11,8 +11,15 @@ for every list runc accepts; where v1 cannot "punch holes" into a wildcard allow
 
 from ocirun.errors import OciError
 
-ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4  # BPF_DEVCG_ACC_*
-_ACC_BITS = {"m": ACC_MKNOD, "r": ACC_READ, "w": ACC_WRITE}
+_ACC_BITS: dict[str, int] = {}  # "m", "r", "w": the kernel's BPF_DEVCG_ACC_* (from the native module, when used)
+
+
+def _acc_bits() -> dict[str, int]:
+    if not _ACC_BITS:
+        from ocirun._native import lib
+
+        _ACC_BITS.update(m=lib.BPF_DEVCG_ACC_MKNOD, r=lib.BPF_DEVCG_ACC_READ, w=lib.BPF_DEVCG_ACC_WRITE)
+    return _ACC_BITS
 
 
 class Rule(tuple):
@@ -44,9 +51,11 @@ class Rule(tuple):
         return f"{self.type} {maj}:{mnr} {self.access}"
 
     def access_bits(self) -> int:
+        """The access as the C filter takes it: BPF_DEVCG_ACC_* bits."""
+        acc = _acc_bits()
         bits = 0
         for ch in self.access:
-            bits |= _ACC_BITS[ch]
+            bits |= acc[ch]
         return bits
 
 

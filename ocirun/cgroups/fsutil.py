@@ -50,14 +50,13 @@ def _magic_from_mountinfo(path: str) -> int:
     """Fallback when _native is missing: the filesystem type of the mount that contains `path`."""
     import os  # only here, for realpath (see ocirun.fspath for why the runtime avoids os)
 
+    from ocirun.cgroups import paths
+
     real = os.path.realpath(path)
     best, fstype = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mnt = left.split()[4].replace("\\040", " ")
-            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, fstype = mnt, right.split()[0]
+    for mnt, _root, fs, _opts in paths.mounts():
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best, fstype = mnt, fs
     return {"cgroup": CGROUP_SUPER_MAGIC, "cgroup2": CGROUP2_SUPER_MAGIC, "tmpfs": TMPFS_MAGIC}.get(fstype, 0)
 
 

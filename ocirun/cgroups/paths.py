@@ -91,8 +91,44 @@ def expand_slice(slice_: str) -> str:
     return out
 
 
+_OCTAL = "01234567"
+
+
 def _unescape(s: str) -> str:
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    """mountinfo's octal escapes of a byte (the kernel writes " ", tab, newline and backslash as \\ooo)."""
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        o = s[i + 1 : i + 4]
+        if s[i] == "\\" and len(o) == 3 and o[0] in "0123" and o[1] in _OCTAL and o[2] in _OCTAL:
+            out.append(chr(int(o, 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts(mountinfo: str | None = None) -> list[tuple[str, str, str, str]]:
+    """/proc/self/mountinfo (or that text), one (mount point, root, fstype, super options) per mount, in order.
+
+    The only mountinfo parser of the package; tools/launcher.c reads it alike, before Python starts (its
+    choice is compared with warm_target's in tests/test_launcher.py)."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    out = []
+    for line in mountinfo.split("\n"):  # (the kernel's separators: newline, single spaces)
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = [f for f in left.split(" ") if f]
+        rfields = [f for f in right.split(" ") if f]
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        out.append((_unescape(fields[4]), _unescape(fields[3]), rfields[0], rfields[2]))
+    return out
 
 
 def cgroup_mounts(mountinfo: str | None = None) -> tuple[dict[str, tuple[str, str]], str | None, str]:
@@ -100,49 +136,59 @@ def cgroup_mounts(mountinfo: str | None = None) -> tuple[dict[str, tuple[str, st
 
     The first mount of each controller wins (bind mounts of the same hierarchy come later).
     """
-    if mountinfo is None:
-        with open("/proc/self/mountinfo") as f:
-            mountinfo = f.read()
     v1: dict[str, tuple[str, str]] = {}
     v2: str | None = None
     v2_root = "/"
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        fields = left.split()
-        rfields = right.split()
-        if len(fields) < 5 or len(rfields) < 3:
-            continue
-        fstype, mnt, root = rfields[0], _unescape(fields[4]), _unescape(fields[3])
+    for mnt, root, fstype, opts in mounts(mountinfo):
         if fstype == "cgroup2":
             if v2 is None:
                 v2, v2_root = mnt, root
         elif fstype == "cgroup":
-            for opt in rfields[2].split(","):
+            for opt in opts.split(","):
                 if opt in V1_CONTROLLERS and opt not in v1:
                     v1[opt] = (mnt, root)
     return v1, v2, v2_root
 
 
 def own_cgroups(text: str | None = None) -> dict[str, str]:
-    """Parse /proc/self/cgroup: {controller: path}; the v2 entry is keyed "" (hierarchy 0)."""
+    """Parse /proc/self/cgroup: {controller: path}; the v2 entry is keyed "" (hierarchy 0). The first line
+    naming a controller wins."""
     if text is None:
         with open("/proc/self/cgroup") as f:
             text = f.read()
     out: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         hid, ctrls, path = parts
         if hid == "0" and ctrls == "":
-            out[""] = path
+            out.setdefault("", path)
             continue
         for c in ctrls.split(","):
             if c:
-                out[c] = path
+                out.setdefault(c, path)
     return out
+
+
+def warm_target(mountinfo: str | None = None, cgroup: str | None = None) -> str:
+    """The cgroup.procs that cgroups.prewarm_attach writes "0" to (our own cgroup: nothing moves), or "" when
+    none is certain: on the first cgroup2 mount when it is the hierarchy's root, else on the first v1
+    controller (in mountinfo order) whose first mount is. The C launcher makes the same choice (warm_target in
+    tools/launcher.c); a path the kernel could not open (PATH_MAX) is none."""
+    v1, v2, v2_root = cgroup_mounts(mountinfo)
+    own = own_cgroups(cgroup)
+    target = None
+    if v2 is not None and v2_root == "/" and "" in own:
+        target = (v2.rstrip("/") + own[""]).rstrip("/")
+    else:
+        for ctrl, (mnt, root) in v1.items():
+            if root == "/" and ctrl in own:
+                target = (mnt.rstrip("/") + own[ctrl]).rstrip("/")
+                break
+    if target is None or len((target + "/cgroup.procs").encode()) >= 4096:
+        return ""
+    return target + "/cgroup.procs"
 
 
 def own_cgroups_for(inner: str) -> dict[str, str]:
