@@ -141,6 +141,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             tr.step("config.load", t, fspath.join(o.bundle, "config.json"))
     if cfg.process is None:
         raise config_mod.bad("process", "is required to create a container")
+    for w in cfg.warnings if warn else ():
+        warn(w)
     if cfg.process.terminal and not o.console_socket and o.console_fd is None and not o.dry_run:
         raise OciError("process.terminal", "a terminal needs --console-socket")
     if not cfg.process.terminal and o.console_socket:
