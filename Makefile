@@ -5,7 +5,7 @@ BUNDLE ?= bundles/busybox
 APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc make iproute2 procps runc crun python3.11 libpython3.11-dev
 PIP_PACKAGES := cffi pyseccomp jsonschema pytest ruff
 
-.PHONY: all deps build install bundle run test test-unit test-integration lint clean
+.PHONY: all deps build install uninstall bundle run test test-unit test-integration lint clean
 all: install
 
 # Install only what is missing: apt-get update alone costs several seconds.
@@ -20,9 +20,12 @@ deps:
 build: deps
 	$(PY) -m ocirun._build_c
 
+# Self-contained: the package is copied to $(PREFIX)/lib/ocirun; the checkout can move or go afterwards.
 install: build
-	@mkdir -p $(PREFIX)/bin
-	$(PY) tools/install_launcher.py $(PREFIX)/bin/ocirun
+	$(PY) tools/install_launcher.py --prefix $(PREFIX)
+
+uninstall:
+	$(PY) tools/install_launcher.py --uninstall --prefix $(PREFIX)
 
 bundle: deps
 	@test -d $(BUNDLE)/rootfs || $(PY) bundles/mkbundle.py $(BUNDLE) --args \

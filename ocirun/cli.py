@@ -192,14 +192,10 @@ def _version() -> str:
     return f"ocirun version {__version__}\ncommit: none\nspec: {SPEC_VERSION}\n"
 
 
-def _usage() -> str:
-    cmds = "\n".join(f"   {u}" for _, _, _, u in COMMANDS.values())
-    return (
-        "ocirun: an OCI container runtime\n\nusage: ocirun [global options] command [options] [arguments]\n\n"
-        f"commands:\n{cmds}\n\nglobal options:\n"
-        "   --root DIR (default /run/ocirun)  --log FILE  --log-format text|json\n"
-        "   --debug  --systemd-cgroup  --trace[=json] (or OCIRUN_TRACE=1|json)  --version\n"
-    )
+def _usage(cmd: str = "") -> str:
+    from ocirun import helptext
+
+    return helptext.command_usage(cmd, COMMANDS[cmd][0]) if cmd else helptext.usage(GLOBAL, COMMANDS)
 
 
 def _trace_mode(g: Args) -> str:
@@ -244,7 +240,7 @@ def _run(argv: list[str]) -> int:
             sys.stdout.write(_usage())
             return 0 if g.help else 1
         if a.help:
-            sys.stdout.write(f"usage: ocirun {a.help}\n")
+            sys.stdout.write(_usage(cmd))
             return 0
         if g.systemd_cgroup and not fspath.isdir("/run/systemd/system"):
             raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")

@@ -26,24 +26,25 @@ import sysconfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(dest: str) -> str:
-    """Install the launcher at `dest`; returns what was installed (the line it prints)."""
+def main(dest: str, package_root: str = ROOT) -> str:
+    """Write the launcher at `dest` for the package under `package_root`; returns what was installed (the line
+    it prints). The default serves this checkout in place (the tests' launcher); `install` passes a copy."""
     import _cffi_backend  # noqa: F401  (must be importable: it is what the C helper's module loads)
 
     site = os.path.dirname(_cffi_backend.__file__)
-    paths = [ROOT, site]
+    paths = [package_root, site]
     purelib = sysconfig.get_paths()["purelib"]
     if purelib not in paths:
         paths.append(purelib)
     import compileall
 
-    compileall.compile_dir(os.path.join(ROOT, "ocirun"), quiet=1)
+    compileall.compile_dir(os.path.join(package_root, "ocirun"), quiet=1)
     python, why, ext, embed = pick_python(paths)
     try:
-        archive = write_archive(ext=ext)
+        archive = write_archive(package_root, ext=ext)
     except OSError as e:  # a read-only checkout: the modules come from their sources (slower, same code)
         print(f"no module archive: {e}", file=sys.stderr)
-        archive = os.path.join(ROOT, "ocirun", "__pycache__", "no-archive")
+        archive = os.path.join(package_root, "ocirun", "__pycache__", "no-archive")
     code = start_code(paths, archive) + "from ocirun.cli import main\nmain("
     tmp = dest + ".tmp"
     kind = _build_c_launcher(tmp, python, code, embed)
@@ -56,6 +57,80 @@ def main(dest: str) -> str:
     line = f"installed {dest} ({kind}; python: {python}, {why})"
     print(line)
     return line
+
+
+def installed_paths(prefix: str) -> dict[str, str]:
+    """Where `install` puts things under PREFIX: the launcher, the package copy, the man page."""
+    return {"bin": os.path.join(prefix, "bin", "ocirun"), "lib": os.path.join(prefix, "lib", "ocirun"),
+            "man": os.path.join(prefix, "share", "man", "man8", "ocirun.8")}
+
+
+def _copy_package(dest_root: str) -> None:
+    """Copy the built package (modules, the C helper, data files) to dest_root/ocirun: the install then
+    needs nothing from the checkout. Build leftovers (the cffi C file, objects, bytecode) stay behind."""
+    import shutil
+
+    skip = shutil.ignore_patterns("__pycache__", "*.c", "*.o", "*.pyc", "*.tmp")
+    src = os.path.join(ROOT, "ocirun")
+    if not any(n.startswith("_native") and n.endswith(".so") for n in os.listdir(src)):
+        sys.exit("install: the C helper is not built (make build)")
+    shutil.copytree(src, os.path.join(dest_root, "ocirun"), ignore=skip)
+
+
+def install(prefix: str) -> str:
+    """A self-contained install: PREFIX/lib/ocirun/ocirun (the package), PREFIX/bin/ocirun (the launcher, which
+    loads only that copy), PREFIX/share/man/man8/ocirun.8. Moving or deleting the checkout afterwards changes
+    nothing. A new package copy replaces the old one by rename, so a command already running keeps its files."""
+    import shutil
+
+    where = installed_paths(prefix)
+    lib = where["lib"]
+    new, old = lib + ".new", lib + ".old"
+    for d in (new, old):
+        shutil.rmtree(d, ignore_errors=True)
+    _copy_package(new)
+    os.makedirs(os.path.dirname(where["bin"]), exist_ok=True)
+    # The launcher names the final directory: write it against the copy's final place.
+    if os.path.exists(lib):
+        os.rename(lib, old)
+    os.rename(new, lib)
+    shutil.rmtree(old, ignore_errors=True)
+    line = main(where["bin"], lib)
+    write_manpage(where["man"], lib)
+    print(f"installed {where['man']}")
+    return line
+
+
+def write_manpage(path: str, package_root: str = ROOT) -> None:
+    """ocirun(8) from ocirun.helptext, the source `ocirun --help` prints from."""
+    import time
+
+    sys.path.insert(0, package_root)
+    try:
+        from ocirun import __version__, cli, helptext
+    finally:
+        sys.path.remove(package_root)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    date = time.strftime("%Y-%m-%d", time.gmtime(int(epoch) if epoch else None))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(helptext.manpage(cli.GLOBAL, cli.COMMANDS, __version__, date))
+
+
+def uninstall(prefix: str) -> None:
+    """Remove what install(prefix) wrote."""
+    import shutil
+
+    where = installed_paths(prefix)
+    for key in ("bin", "man"):
+        try:
+            os.unlink(where[key])
+            print(f"removed {where[key]}")
+        except FileNotFoundError:
+            pass
+    if os.path.isdir(where["lib"]):
+        shutil.rmtree(where["lib"])
+        print(f"removed {where['lib']}")
 
 
 def start_code(paths: list[str], archive: str) -> str:
@@ -81,7 +156,7 @@ def start_code(paths: list[str], archive: str) -> str:
     )
 
 
-def write_archive(root: str = ROOT, package: str = "ocirun", ext: dict[str, str] | None = None) -> str:
+def write_archive(root: str = ROOT, package: str = "ocirun", *, ext: dict[str, str] | None = None) -> str:
     """Compile `package` into one marshalled file (see tools/launcher_boot.py); returns its path.
 
     `ext` {module: file}: extension modules the launcher's interpreter loads from these files directly, without
@@ -292,5 +367,17 @@ def _works(launcher: str, kind: str) -> bool:
     return p.returncode == 0 and p.stdout.strip() == b"null"
 
 
+def _cli(argv: list[str]) -> None:
+    """install_launcher.py DEST (a launcher for this checkout in place) | --prefix P | --uninstall --prefix P"""
+    if argv[:1] == ["--uninstall"] and argv[1:2] == ["--prefix"] and len(argv) == 3:
+        uninstall(argv[2])
+    elif argv[:1] == ["--prefix"] and len(argv) == 2:
+        install(argv[1])
+    elif len(argv) == 1 and not argv[0].startswith("-"):
+        main(argv[0])
+    else:
+        sys.exit(f"usage: {sys.argv[0]} DEST | --prefix PREFIX | --uninstall --prefix PREFIX")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/usr/local/bin/ocirun")
+    _cli(sys.argv[1:])
