@@ -11,7 +11,7 @@ SHOULD NOT fail) are collected in both cases; the command prints them.
 
 
 from ocirun import fspath, jsonio
-from ocirun.errors import EMPTY, OciError, key_path, must_be, not_absolute, out_of_range, show, unknown
+from ocirun.errors import OciError, key_path, must_be, not_absolute, out_of_range, show, unknown
 
 NAMESPACES = {
     "pid": 0x20000000,
@@ -487,7 +487,7 @@ def _device_rules(v: list, path: str) -> None:
 class Config:
     __slots__ = (
         "oci_version", "root_path", "root_readonly", "mounts", "process", "hostname",
-        "domainname", "hooks", "annotations", "linux", "bundle", "warnings",
+        "domainname", "hooks", "annotations", "linux", "bundle", "warnings", "root_given",
     )
 
     def __init__(self, d: object, bundle: str, report: "Report | None" = None) -> None:
@@ -498,6 +498,7 @@ class Config:
         self.oci_version = r.field(_version, d.get("ociVersion"), "ociVersion", default="1.0.0")
         root = r.field(_obj, d.get("root"), "root", default={})
         rp = r.field(_str, root.get("path"), "root.path", default="")
+        self.root_given = rp
         self.root_path = fspath.normpath(fspath.join(bundle, rp))
         self.root_readonly = r.field(_bool, root.get("readonly", False), "root.readonly", default=False)
         self.mounts = r.each(Mount, d.get("mounts", []), "mounts", r)
@@ -555,21 +556,31 @@ def _version(v: object, path: str) -> str:
     return s
 
 
-def load(bundle: str, report: "Report | None" = None) -> Config:
-    """Read and model <bundle>/config.json."""
-    bundle = fspath.abspath(bundle)
+def read(bundle: str) -> bytes:
+    """The bytes of <bundle>/config.json (`bundle` absolute)."""
     path = fspath.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
         raise OciError(path, "no such file or directory") from None
     except OSError as e:
         raise OciError(path, (e.strerror or str(e)).lower()) from None
-    cfg = Config(jsonio.load_input(data, "config.json"), bundle, report)
+
+
+def check_root(cfg: Config, report: "Report | None" = None) -> None:
+    """root.path must be a directory (relative paths are the bundle's)."""
     if not fspath.isdir(cfg.root_path):
-        (report or Report()).fault("root.path", f"{cfg.root_path}: no such directory")
+        why = "is not a directory" if fspath.exists(cfg.root_path) else "does not exist"
+        where = "" if cfg.root_given.startswith("/") else f" (looked at {cfg.root_path})"
+        (report or Report()).fault("root.path", f"{show(cfg.root_given, 4096)} {why}{where}")
+
+
+def load(bundle: str, report: "Report | None" = None) -> Config:
+    """Read and model <bundle>/config.json."""
+    bundle = fspath.abspath(bundle)
+    cfg = Config(jsonio.load_input(read(bundle), "config.json"), bundle, report)
+    check_root(cfg, report)
     return cfg
 
 
-__all__ = ["EMPTY", "Config", "Process", "Report", "bad", "load"]

@@ -20,15 +20,16 @@ class OciError(Exception):
 SHOW_MAX = 60  # characters of a quoted value in a message
 
 
-def show(value: object) -> str:
-    """A value as JSON (ASCII, escapes for control characters and lone surrogates), cut to one short line."""
+def show(value: object, limit: int = SHOW_MAX) -> str:
+    """A value as JSON (ASCII, escapes for control characters and lone surrogates), cut to one short line
+    (a path is better whole: give it a larger `limit`)."""
     from ocirun import jsonio
 
     try:
         text = jsonio.dumps_spaced(value)
     except (ValueError, TypeError, RecursionError):
         text = one_line(repr(value))
-    return text if len(text) <= SHOW_MAX else text[: SHOW_MAX - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def one_line(text: str) -> str:

@@ -171,7 +171,10 @@ def _check_string(s: str, path: str, what: str, kind: str) -> None:
             why = "contains a lone surrogate: not text"
     else:
         return
-    raise OciError(what, f"{path or '(top level)'}: {kind} {show(s)} {why}")
+    path = path or "(top level)"
+    e = OciError(what, f"{path}: {kind} {show(s)} {why}")
+    e.path, e.reason = path, f"{kind} {show(s)} {why}"  # type: ignore[attr-defined] (as config.bad)
+    raise e
 
 
 _encode = _json.make_encoder(

@@ -233,7 +233,7 @@ def test_missing_rootfs_and_config(tmp_path):
     with pytest.raises(OciError, match="config.json"):
         config.load(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(default_spec()))
-    with pytest.raises(OciError, match="root.path: .*no such directory"):
+    with pytest.raises(OciError, match=r'root.path: "rootfs" does not exist \(looked at .*/rootfs\)$'):
         config.load(str(tmp_path))
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(OciError, match=r"^config.json: \(top level\): must be an object, got array \[\]$"):
