@@ -383,11 +383,18 @@ def _device_path(v: object, path: str) -> str:
 
 
 def _cgroups_path(v: object, path: str) -> str:
+    from ocirun.cgroups.paths import is_systemd_path, resolve_inner
+
     cp = _str(v, path)
     b = cp.encode()
     if len(b) > CGROUPS_PATH_MAX or any(len(part) > NAME_MAX for part in b.split(b"/")):
         raise bad(path, f"is too long ({len(b)} bytes; a cgroup's name takes at most {NAME_MAX}, "
                         f"the whole path {CGROUPS_PATH_MAX})")
+    if not is_systemd_path(cp):
+        try:
+            resolve_inner(cp, "id")  # the cgroup code's own rules (not the root cgroup)
+        except OciError as e:
+            raise bad(path, e.why) from None
     return cp
 
 

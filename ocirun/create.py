@@ -167,7 +167,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         if tr:
             tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
         mgr.create()
-        mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        try:
+            mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        except OciError as e:  # a linux.resources value (or the kernel's refusal of it): config.json's
+            raise OciError("config.json", str(e)) if e.what.startswith("linux.resources") else e from None
         t = tr and tr.now()
         sec, sec_obj = _seccomp(cfg, o.root)
         if tr and sec:

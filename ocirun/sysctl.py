@@ -75,10 +75,11 @@ def refusal(key: str, value: str, ns: "dict[str, str | None]", fields: "dict[str
     if not kind:
         return "is not in a separate kernel namespace: setting it would change the host's value"
     have = ns.get(kind)
+    art = "an" if kind == "ipc" else "a"
     if have is None:
-        return f"needs a {kind} namespace: without one it would change the host's value"
+        return f"needs {art} {kind} namespace: without one it would change the host's value"
     if have and is_runtime_ns(have, kind):
-        return f"needs a {kind} namespace other than the host's: {have} is the runtime's own"
+        return f"needs {art} {kind} namespace other than the host's: {have} is the runtime's own"
     if kind == "uts":
         field = key.partition(".")[2]
         if fields.get(field) and fields[field] != value:
