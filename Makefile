@@ -2,7 +2,7 @@
 PY ?= python3
 PREFIX ?= /usr/local
 BUNDLE ?= bundles/busybox
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc make iproute2 procps runc crun python3.11 libpython3.11-dev
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc musl-tools make iproute2 procps runc crun python3.11 libpython3.11-dev
 PIP_PACKAGES := cffi pyseccomp jsonschema pytest ruff
 
 .PHONY: all deps build install uninstall bundle run test test-unit test-integration lint clean
@@ -47,6 +47,6 @@ test: install lint
 	$(MAKE) --no-print-directory test-cgroup2
 
 clean:
-	rm -rf ocirun/_native*.so ocirun/_native.c csrc/*.o build $(BUNDLE) ocirun/__pycache__ ocirun/cgroups/__pycache__
+	rm -rf ocirun/_native*.so ocirun/_native.c ocirun/ocirun-init csrc/*.o build $(BUNDLE) ocirun/__pycache__ ocirun/cgroups/__pycache__
 
 -include mk/*.mk

@@ -33,7 +33,7 @@ from bundle import DEFAULT_OCI_VERSION, make_bundle, make_config, write_config  
 
 RESULTS_FILE = os.path.join(HERE, "results", "results.jsonl")
 KNOWN_RUNTIMES = ("ocirun", "runc", "crun")
-PHASES = ("run", "create", "series", "exec", "rss", "memlimit")
+PHASES = ("run", "create", "series", "exec", "rss", "initmem", "memlimit")
 CGROUP_ROOT = "/sys/fs/cgroup"
 UNIFIED = "/sys/fs/cgroup/unified"
 LOCK_FILE = "/run/ocirun-bench.lock"
@@ -366,6 +366,27 @@ class Worker:
             self.live.discard(cid)
         return out
 
+    def op_initmem(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Memory of a created, not yet started init: what each waiting container costs (smaps_rollup, KiB).
+
+        Private is the pages no other process maps (clean + dirty); Pss shares the rest out. A binary file every
+        init maps (runc, crun) has its clean pages shared once several containers wait; a memfd copy made per
+        runtime process (ocirun) is the init's own, so its size is reported too (0 when the exe is a file).
+        """
+        cid = self.new_id()
+        self.check(self.rt("create", "--bundle", self.bundles["sleep"], cid), "create")
+        try:
+            pid = self.state_pid(cid)
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                vals = {ln.split()[0].rstrip(":"): int(ln.split()[1]) for ln in f if ln.rstrip().endswith("kB")}
+            exe = os.readlink(f"/proc/{pid}/exe")
+            memfd = os.stat(f"/proc/{pid}/exe").st_size / 1024 if exe.startswith("/memfd:") else 0
+        finally:
+            self.force_delete(cid)
+            self.live.discard(cid)
+        return {"rss": vals["Rss"], "pss": vals["Pss"], "private": vals["Private_Clean"] + vals["Private_Dirty"],
+                "private_dirty": vals["Private_Dirty"], "exe_memfd": memfd, "exe": exe}
+
     def op_series(self, req: dict[str, Any]) -> dict[str, Any]:
         """N `run`s back to back; the total wall time."""
         total = 0.0
@@ -451,6 +472,7 @@ class Worker:
             "exec_teardown": self.op_exec_teardown,
             "memprobe": self.op_memprobe,
             "rss": self.op_rss,
+            "initmem": self.op_initmem,
         }
         code = 0
         try:
@@ -580,6 +602,7 @@ class Bench:
         # metric -> runtime -> samples
         self.samples: dict[str, dict[str, list[float]]] = {}
         self.errors: list[str] = []
+        self.init_exe: dict[str, str] = {}  # runtime -> what /proc/<waiting init>/exe points at
 
     def add(self, metric: str, rt: str, value: float) -> None:
         """Record one sample."""
@@ -646,6 +669,18 @@ class Bench:
                 if reply:
                     self.add("create.rss", rt.name, reply["create_rss"])
                     self.add("run.rss", rt.name, reply["run_rss"])
+
+    def phase_initmem(self) -> None:
+        """Benchmark 5b: memory of a waiting (created, not started) init."""
+        n = self.args.rss_rounds
+        log(f"waiting init memory: {n} rounds")
+        for _, order in self.rounds(n, "initmem"):
+            for rt in order:
+                reply = self.ask(rt, "initmem", {"op": "initmem"})
+                if reply:
+                    for key in ("rss", "pss", "private", "private_dirty", "exe_memfd"):
+                        self.add(f"initmem.{key}", rt.name, reply[key])
+                    self.init_exe[rt.name] = reply["exe"]
 
     def phase_series(self) -> None:
         """Benchmark 3: SERIES_LEN containers run one after another."""
@@ -761,6 +796,11 @@ METRICS: list[tuple[str, str, float, str]] = [
     ("exec.idle", "exec /bin/true, idle", 1e3, "ms"),
     ("create.rss", "create peak RSS", 1 / 1024, "MiB"),
     ("run.rss", "run peak RSS", 1 / 1024, "MiB"),
+    ("initmem.rss", "waiting init RSS", 1.0, "KiB"),
+    ("initmem.pss", "waiting init Pss", 1.0, "KiB"),
+    ("initmem.private", "waiting init private (clean+dirty)", 1.0, "KiB"),
+    ("initmem.private_dirty", "  of which dirty", 1.0, "KiB"),
+    ("initmem.exe_memfd", "waiting init exe memfd size", 1.0, "KiB"),
     ("memlimit", "smallest memory limit for run", 1.0, "KiB"),
 ]
 
@@ -962,6 +1002,7 @@ def run_bench(args: argparse.Namespace) -> int:
             "series": bench.phase_series,
             "exec": bench.phase_exec,
             "rss": bench.phase_rss,
+            "initmem": bench.phase_initmem,
             "memlimit": bench.phase_memlimit,
         }
         for ph in args.phases:
@@ -995,6 +1036,8 @@ def run_bench(args: argparse.Namespace) -> int:
             f"note: the machine was busy (1-min load {machine['loadavg_start']:.2f} at start, "
             f"{machine['loadavg_end']:.2f} at end): absolute times are inflated; ratios suffer less"
         )
+    if bench.init_exe:
+        print("waiting init exe: " + ", ".join(f"{k} {v}" for k, v in bench.init_exe.items()))
     for msg in skipped:
         print(f"skipped: {msg}")
     print(
@@ -1032,7 +1075,9 @@ def run_bench(args: argparse.Namespace) -> int:
                     "quick",
                 )
             },
-            "units": {key: "KiB" if key.endswith("rss") or key == "memlimit" else "s" for key in summary},
+            "units": {key: "KiB" if key.endswith("rss") or key == "memlimit" or key.startswith("initmem.") else "s"
+                      for key in summary},
+            "init_exe": bench.init_exe,
             "summary": summary,
             "ratios": ratios(summary, names),
             "samples": bench.samples,

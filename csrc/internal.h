@@ -48,4 +48,14 @@ void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int 
 void do_find_exec(struct child_ctx *c, const char *argv0, const char *path);
 void do_wait_start(struct child_ctx *c, int lfd);
 __attribute__((noreturn)) void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t nargs);
+
+/* sealed_init.c: the plan in a sealed memfd (or -errno); the clone child's execveat of ocirun-init, whose
+ * argv carries the fds, the runtime's pid as the child sees it (0: none visible) and these flags */
+enum { INIT_CARRY_CAPS = 1 }; /* born in a new user namespace: capabilities ride the ambient set */
+int plan_memfd(const char *plan, size_t len);
+__attribute__((noreturn)) void exec_sealed_init(struct child_ctx *c, int plan_fd, long ppid, int flags);
+void drop_carried_caps(struct child_ctx *c);
+
+/* spawn.c: what ocirun-init (init_main.c) runs once it has the plan */
+__attribute__((noreturn)) void ocirun_init_main(const char *plan, size_t len, int sync_fd);
 #endif

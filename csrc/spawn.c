@@ -1,4 +1,5 @@
-/* clone the child and run the plan in it. The child runs only this C code, never Python. */
+/* clone the child and run the plan in it. The child runs only this C code, never Python: right after the
+ * clone it execs ocirun-init (sealed_init.c, init_main.c), which walks the plan. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -24,6 +25,7 @@
 
 #include "internal.h"
 #include "ocirun.h"
+#include "sealed_init.h"
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -157,10 +159,10 @@ static int open_cwd(struct child_ctx *c, const char *cwd) {
   return fd;
 }
 
-/* The set*id calls as raw syscalls: once a process has had a second thread (the runtime can: see
- * ocirun.cgroups.prewarm_attach), glibc's wrappers broadcast the change to every thread under a lock that
- * a raw clone() may have copied while held, and the child would wait on it forever. This child has one
- * thread: the kernel's per-thread call is the whole job. */
+/* The set*id calls as raw syscalls. They were needed while the plan ran in a raw clone() of the (possibly
+ * threaded: ocirun.cgroups.prewarm_attach) runtime, where glibc's wrappers could wait forever on a lock
+ * copied while held; ocirun-init is a fresh single-threaded process, but the kernel's per-thread call is
+ * still the whole job. */
 static int set_gid(gid_t g) { return (int)syscall(SYS_setresgid, g, g, g); }
 static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
 
@@ -295,7 +297,14 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     }
     break;
   case OP_WAIT_START: do_wait_start(c, (int)a[0].i); break;
-  case OP_TRACE: c->trace = (struct ocirun_trace *)(uintptr_t)a[0].i; break;
+  case OP_TRACE: { /* a memfd the runtime maps too (MAP_SHARED survives our execve only through a file) */
+    struct stat st;
+    void *m = fstat((int)a[0].i, &st) < 0 ? MAP_FAILED
+              : mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)a[0].i, 0);
+    if (m != MAP_FAILED) c->trace = m;
+    close((int)a[0].i);
+    break;
+  }
   case OP_EXEC: do_exec(c, a, n);
   case OP_PERSONALITY:
     if (personality((unsigned long)a[0].i) < 0) die(c, errno, "personality");
@@ -355,27 +364,38 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-/* Close every fd the plan does not name (CVE-2024-21626 class: a leaked host directory fd could become
- * the container's cwd via /proc/self/fd/N). Kept: stdio and the preserved fds below CLOSE_FDS's
- * argument, the sync socket, and the fds that SETNS, CONSOLE and WAIT_START steps use. */
-static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
+#define MAX_KEPT 64
+/* The fds the plan's steps use (SETNS, CONSOLE, WAIT_START, TRACE) after the `n` already in keep[], and
+ * in *first the lowest fd CLOSE_FDS closes at exec (stdio and the preserved fds are below it). */
+static int plan_fds(const char *plan, size_t len, int *keep, int n, int *first) {
   const unsigned char *p = (const unsigned char *)plan + 8, *end = (const unsigned char *)plan + len;
   uint32_t nsteps;
-  int keep[64], n = 0, first = 3;
+  *first = 3;
   memcpy(&nsteps, plan + 4, 4);
-  keep[n++] = sync_fd;
   for (uint32_t i = 0; i < nsteps; i++) {
     uint32_t op, nargs, llen;
     const char *label;
-    if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0) return;
+    if (read_u32(&p, end, &op) < 0 || read_u32(&p, end, &nargs) < 0 || read_str(&p, end, &label, &llen) < 0) break;
     for (uint32_t k = 0; k < nargs; k++) {
-      if (read_arg(&p, end, &args_buf[k]) < 0) return;
-      if (k == 0 && args_buf[0].kind == ARG_INT && n < 64 &&
-          ((op == OP_SETNS) || op == OP_CONSOLE || op == OP_WAIT_START))
+      if (read_arg(&p, end, &args_buf[k]) < 0) return n;
+      if (k == 0 && args_buf[0].kind == ARG_INT && n < MAX_KEPT &&
+          (op == OP_SETNS || op == OP_CONSOLE || op == OP_WAIT_START || op == OP_TRACE))
         keep[n++] = (int)args_buf[0].i;
-      if (k == 0 && op == OP_CLOSE_FDS) first = (int)args_buf[0].i;
+      if (k == 0 && op == OP_CLOSE_FDS) *first = (int)args_buf[0].i;
     }
   }
+  return n;
+}
+
+/* Close every fd the plan does not name (CVE-2024-21626 class: a leaked host directory fd could become
+ * the container's cwd via /proc/self/fd/N). Kept: stdio and the preserved fds below CLOSE_FDS's
+ * argument, the sync socket, the plan memfd, the fds the plan's steps use (all made inheritable for
+ * the execve of ocirun-init, which makes them close-on-exec again) and `exec_fd`, the init itself. */
+static void close_unplanned_fds(const char *plan, size_t len, int sync_fd, int plan_fd, int exec_fd) {
+  int keep[MAX_KEPT + 3] = {sync_fd, plan_fd}, first;
+  int n = plan_fds(plan, len, keep, 2, &first);
+  for (int i = 0; i < n; i++) fcntl(keep[i], F_SETFD, 0);
+  keep[n++] = exec_fd;
   qsort(keep, n, sizeof keep[0], cmp_int);
   unsigned int lo = (unsigned int)first;
   for (int i = 0; i < n; i++) {
@@ -386,13 +406,29 @@ static void close_unplanned_fds(const char *plan, size_t len, int sync_fd) {
   syscall(SYS_close_range, lo, ~0U, 0);
 }
 
-static void child_main(const char *plan, size_t len, int sync_fd) {
+/* ocirun-init, with the plan: the fds close_unplanned_fds let through are close-on-exec again (the sync
+ * socket's EOF at the final execve tells the runtime the user's program runs), then the plan's steps. */
+void ocirun_init_main(const char *plan, size_t len, int sync_fd) {
   struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1, .cwd_fd = -1};
-  int bad;
-  /* The runtime may die while we are half set up: never survive it as a stray process. */
+  int keep[MAX_KEPT + 1] = {sync_fd}, first, bad;
+  if (ocirun_check_plan(plan, len, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
+  int n = plan_fds(plan, len, keep, 1, &first);
+  for (int i = 0; i < n; i++) fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+  if (walk(plan, len, &c, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
+  die(&c, EINVAL, "plan ended without exec");
+}
+
+/* The clone child, still a copy of the runtime (and of its threads' locks): only what must happen before
+ * the execve of ocirun-init, in raw syscalls. */
+static void child_main(const char *plan, size_t len, int sync_fd, int plan_fd, int init_fd, long ppid,
+                       unsigned long clone_flags) {
+  struct child_ctx c = {.sync_fd = sync_fd, .root_fd = -1, .start_conn = -1, .cwd_fd = -1};
+  /* The runtime may die while we are half set up: never survive it as a stray process. The signal stays
+   * armed across the execve (ocirun-init arms it again and checks that the runtime is still there). */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  /* While we run the runtime's code inside the container's namespaces nobody there may open our
-   * /proc/PID/exe or memory (CVE-2019-5736 class); execve makes the user's program dumpable again. */
+  if (ppid && getppid() != ppid) _exit(1); /* it died before that */
+  /* Until the execve this process is a copy of the runtime's memory: nobody may read it. ocirun-init sets
+   * this again (an execve resets it); the final execve makes the user's program dumpable. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so reset every disposition. */
   /* The raw syscall: glibc's sigaction() refuses its two internal signals (32, 33), yet a caller may
@@ -402,17 +438,24 @@ static void child_main(const char *plan, size_t len, int sync_fd) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  close_unplanned_fds(plan, len, sync_fd);
-  if (walk(plan, len, &c, &bad) < 0) die(&c, EINVAL, "malformed plan at step %d", bad);
-  die(&c, EINVAL, "plan ended without exec");
+  close_unplanned_fds(plan, len, sync_fd, plan_fd, init_fd);
+  exec_sealed_init(&c, plan_fd, ppid, clone_flags & CLONE_NEWUSER ? INIT_CARRY_CAPS : 0);
 }
 
 int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int pidns_fd,
                  int *sync_fd) {
-  int sv[2], bad, saved_pidns = -1;
+  int sv[2], bad, saved_pidns = -1, plan_fd, init_fd = ocirun_seal_init(NULL);
   pid_t pid;
+  if (init_fd < 0) return -ENOEXEC;
   if (ocirun_check_plan(plan, len, &bad) < 0) return -EINVAL;
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  if ((plan_fd = plan_memfd(plan, len)) < 0) return plan_fd;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    int e = errno;
+    close(plan_fd);
+    return -e;
+  }
+  /* In a new (or another) pid namespace the child sees no parent: it can't check getppid() then. */
+  long ppid = (clone_flags & CLONE_NEWPID) || pidns_fd >= 0 ? 0 : (long)getpid();
   if (pidns_fd >= 0) {
     saved_pidns = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
     if (saved_pidns < 0 || setns(pidns_fd, CLONE_NEWPID) < 0) {
@@ -420,6 +463,7 @@ int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cg
       if (saved_pidns >= 0) close(saved_pidns);
       close(sv[0]);
       close(sv[1]);
+      close(plan_fd);
       return -e;
     }
   }
@@ -435,7 +479,7 @@ int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cg
   }
   if (pid == 0) {
     close(sv[0]);
-    child_main(plan, len, sv[1]);
+    child_main(plan, len, sv[1], plan_fd, init_fd, ppid, clone_flags);
     _exit(1);
   }
   int e = errno;
@@ -443,6 +487,7 @@ int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cg
     setns(saved_pidns, CLONE_NEWPID);
     close(saved_pidns);
   }
+  close(plan_fd);
   close(sv[1]);
   if (pid < 0) {
     close(sv[0]);

@@ -3,6 +3,7 @@
 import posix
 
 import ocirun
+from ocirun import fspath
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
@@ -121,10 +122,29 @@ def forward_signals(pid: int) -> None:
             pass
 
 
+INIT_NAME = "ocirun-init"  # the static init program next to the C helper (ocirun/_build_c.py)
+
+
+def seal_init(lib) -> None:  # noqa: ANN001
+    """Load ocirun-init into the sealed memfd every child is executed from (once per process: the C side
+    keeps it, later calls cost one cffi call)."""
+    from ocirun import _native
+
+    path = fspath.join(fspath.dirname(_native.__file__), INIT_NAME)
+    r = lib.ocirun_seal_init(path.encode())
+    if r >= 0:
+        return
+    if -r == 13 and posix.access(path, posix.R_OK):  # memfd_create's EACCES
+        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2)")
+    why = posix.strerror(-r).lower()
+    raise OciError("container init", f"{path}: {why}" + (" (build it: python3 -m ocirun._build_c)" if -r == 2 else ""))
+
+
 def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
     """Clone the child that carries out `plan` (`who` names it in --trace output)."""
     from ocirun._native import ffi, lib
 
+    seal_init(lib)
     tr = ocirun.TRACER
     if tr:
         tr.attach(plan, who)
@@ -142,6 +162,8 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
     finally:
         if pidns_fd >= 0:
             posix.close(pidns_fd)
+        if tr:
+            tr.spawned()
     if tr:
         from ocirun.plan import _ns_names
 

@@ -4,8 +4,9 @@ Imported only when tracing is on: cli.run sets `ocirun.TRACER`, and every call s
 first, so an untraced command pays one attribute lookup per site, no import and no formatting.
 
 The runtime's own steps are recorded as (start, end) pairs. The child (C, csrc/spawn.c) cannot print: a plan
-that starts with a TRACE step gets the address of a MAP_SHARED buffer, into which the child timestamps each
-later step (CLOCK_MONOTONIC, the clock of time.monotonic_ns). Lines are printed in start order at `flush()`
+that starts with a TRACE step gets a memfd that both sides map shared (the child is a new program after its
+execve of ocirun-init: memory reaches it only through a file), into which the child timestamps each later
+step (CLOCK_MONOTONIC, the clock of time.monotonic_ns). Lines are printed in start order at `flush()`
 points (create done, container started, command end), so runtime and child steps interleave as they ran.
 Times are milliseconds since the ocirun package was imported (the interpreter's own start-up is before 0).
 """
@@ -28,17 +29,23 @@ class _ChildTrace:
     def __init__(self, steps: list, who: str, cap: int) -> None:
         import mmap
 
-        self.mm = mmap.mmap(-1, _HDR.size + _REC.size * cap)  # MAP_SHARED | MAP_ANONYMOUS: survives the clone
+        size = _HDR.size + _REC.size * cap
+        try:  # MFD_NOEXEC_SEAL (8), which vm.memfd_noexec=2 demands; kernels before 6.3 refuse it
+            self.fd = posix.memfd_create("ocirun-trace", posix.MFD_CLOEXEC | 8)
+        except OSError:
+            self.fd = posix.memfd_create("ocirun-trace", posix.MFD_CLOEXEC)
+        posix.ftruncate(self.fd, size)
+        self.mm = mmap.mmap(self.fd, size)  # MAP_SHARED; the child maps the fd the TRACE step names
         _HDR.pack_into(self.mm, 0, 0, cap)
         self.steps = steps
         self.who = who
         self.seen = 0
 
-    def address(self) -> int:
-        from ocirun._native import ffi
-
-        self._ptr = ffi.from_buffer(self.mm)  # keep the buffer export alive with the tracer
-        return int(ffi.cast("uintptr_t", self._ptr))
+    def close_fd(self) -> None:
+        """The child has its copy of the fd (or failed to start): ours is not needed any more."""
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
 
     def take(self, final: bool) -> list[tuple[int, int | None, str, str, str]]:
         """Records not taken yet; a step still running is left for later unless `final`."""
@@ -102,8 +109,13 @@ class Tracer:
 
         steps = plan.steps  # type: ignore[attr-defined]
         ct = _ChildTrace(steps, who, len(steps) + 8)
-        steps.insert(0, Step("TRACE", "", ct.address()))
+        steps.insert(0, Step("TRACE", "", ct.fd))
         self.children.append(ct)
+
+    def spawned(self) -> None:
+        """The child of the last attach() was cloned (or could not be)."""
+        if self.children:
+            self.children[-1].close_fd()
 
     def flush(self, final: bool = False) -> None:
         """Print what is known so far, oldest first."""
