@@ -81,25 +81,34 @@ class Report:
 
     def field(self, check, value: object, path: str, *extra: object, default: object = None):  # noqa: ANN001, ANN201
         """check(value, path, *extra): the checked value; collecting, a fault is kept and `default` returned."""
+        if self.faults is None:
+            return check(value, path, *extra)
         try:
             return check(value, path, *extra)
         except OciError as e:
-            if self.faults is None:
-                if e.what == "config.json":
-                    raise
-                raise bad(e.what, e.why) from None  # a section checker's own error, under config.json
             self.faults.append(fault_of(e))
             return default
 
     def each(self, check, value: object, path: str, *extra: object) -> list:  # noqa: ANN001
         """check(item, f"{path}[i]", *extra) for each item of an array; collecting, the good ones."""
-        items = self.field(_list, value, path, default=[])
+        if self.faults is None:
+            return [check(item, f"{path}[{i}]", *extra) for i, item in enumerate(_list(value, path))]
         out = []
-        for i, item in enumerate(items):
+        for i, item in enumerate(self.field(_list, value, path, default=[])):
             v = self.field(check, item, f"{path}[{i}]", *extra, default=_BAD)
             if v is not _BAD:
                 out.append(v)
         return out
+
+
+def _foreign(check, value: object, path: str, *extra: object):  # noqa: ANN001, ANN202
+    """check() of a module that words its own errors (`<path>: <why>`): put them under config.json."""
+    try:
+        return check(value, path, *extra)
+    except OciError as e:
+        if e.what == "config.json":
+            raise
+        raise bad(e.what, e.why) from None
 
 
 _BAD = object()
@@ -151,7 +160,9 @@ def _strs(v: object, path: str) -> list[str]:
 
 def _abs(v: object, path: str) -> str:
     """An absolute path (a string starting with "/")."""
-    if not _str(v, path).startswith("/"):
+    if not isinstance(v, str):
+        raise bad(path, must_be("string", v))
+    if not v.startswith("/"):
         raise bad(path, not_absolute(v))
     return v
 
@@ -237,14 +248,14 @@ def _capabilities(v: object, path: str, r: Report) -> dict[str, int]:
     caps = _obj(v, path)
     out = {}
     for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-        out[kind] = r.field(caps_to_mask, caps.get(kind), f"{path}.{kind}", r.warn, default=0)
+        out[kind] = r.field(_foreign, caps_to_mask, caps.get(kind), f"{path}.{kind}", r.warn, default=0)
     return out
 
 
 def _rlimits(v: object, path: str) -> list[tuple[int, int, int]]:
     from ocirun.rlimits import parse_rlimits
 
-    return parse_rlimits(v, path)
+    return _foreign(parse_rlimits, v, path)
 
 
 def _io_priority(v: object, path: str) -> tuple[int, int]:
@@ -464,7 +475,8 @@ class Linux:
         cp = d.get("cgroupsPath")
         self.cgroups_path = None if cp is None else r.field(_cgroups_path, cp, f"{p}.cgroupsPath")
         self.resources = r.field(_obj, d.get("resources", {}), f"{p}.resources", default={})
-        if isinstance(self.resources.get("devices"), list):
+        if r.faults is not None and isinstance(self.resources.get("devices"), list):
+            # (create checks the rules as it applies them, before the container exists: validate has no cgroup)
             r.field(_device_rules, self.resources["devices"], f"{p}.resources.devices")
         rp = r.field(_str, d.get("rootfsPropagation", ""), f"{p}.rootfsPropagation", default="")
         if rp:
@@ -488,7 +500,7 @@ def _device_rules(v: list, path: str) -> None:
     """linux.resources.devices, checked before any cgroup is made (the cgroup code applies them)."""
     from ocirun.cgroups.devices import build_rules
 
-    build_rules(v, ())
+    _foreign(lambda rules, _path: build_rules(rules, ()), v, path)
 
 
 class Config:

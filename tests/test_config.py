@@ -275,3 +275,12 @@ def test_personality_domain(tmp_path):
 ])
 def test_process_scheduling_errors(tmp_path, key, value, msg):
     assert fault(tmp_path, lambda s: s["process"].update({key: value})).startswith(msg)
+
+
+def test_sysctls_without_a_mount_namespace_are_a_warning(tmp_path):
+    """Without a mount namespace the plan only chroots: there is no /proc/sys of the container's own to write."""
+    c = load(tmp_path, lambda s: (s["linux"].update(sysctl={"kernel.shmmni": "1024"}),
+                                  s["linux"].update(namespaces=[n for n in s["linux"]["namespaces"]
+                                                                if n["type"] != "mount"])))
+    assert c.warnings == ["config.json: linux.sysctl: not applied: the container has no mount namespace "
+                          "(and so no /proc of its own)"]

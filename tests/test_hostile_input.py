@@ -297,3 +297,18 @@ def test_device_outside_dev_is_made_inside_the_rootfs(rt, bundle, tmp_path):
     assert not escape.exists()
     inside = os.path.join(b.rootfs, str(escape).lstrip("/"), "null")
     assert os.path.exists(inside) and os.stat(inside).st_rdev == os.makedev(1, 3)
+
+
+def test_a_corrupt_state_json_names_line_and_column(rt):
+    """state.json goes through the same JSON reader: a damaged one is one line too, not an internal error."""
+    d = os.path.join(rt.root, "broken")
+    os.makedirs(d)
+    with open(os.path.join(d, "state.json"), "w") as f:
+        f.write('{"id": "broken", "pid": 1,}')
+    try:
+        for cmd in (["state", "broken"], ["kill", "broken", "KILL"]):
+            p = rt(*cmd)
+            assert p.returncode == 1, p.err
+            assert p.err == f"ocirun: {d}/state.json: line 1 column 27: trailing comma before }}\n"
+    finally:
+        shutil.rmtree(d)
