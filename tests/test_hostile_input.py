@@ -216,6 +216,15 @@ def test_exec_ids_beyond_range(rt, ctr, flags, msg):
     assert p.returncode == 255 and p.err == f"ocirun: {msg}\n" and p.out == "", p.err
 
 
+def test_exec_arguments_that_are_not_utf8_pass_as_bytes(rt, ctr):
+    """argv is bytes: Python holds what is not UTF-8 as lone surrogates (surrogateescape), which used to end in
+    `internal error: UnicodeEncodeError`; runc passes such bytes on as they are, and so do we now."""
+    p = rt("exec", "--env", "A=\udcff", ctr.id, "sh", "-c", 'echo "$A" "$1"', "sh", "x\udcfey")
+    assert p.returncode == 0 and p.stdout == b"\xff x\xfey\n", p.err
+    p = rt("exec", "--cwd", "/no\udcff", ctr.id, "true")
+    assert p.returncode == 255 and p.err.count("\n") == 1 and "chdir to cwd /no" in p.err, p.err
+
+
 def test_exec_process_file_ids_and_json(rt, ctr, tmp_path):
     f = tmp_path / "process.json"
     f.write_text(json.dumps({"args": ["id", "-u"], "cwd": "/", "user": {"uid": 4294967295, "gid": 0}}))
