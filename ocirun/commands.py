@@ -5,7 +5,7 @@ import sys
 
 from ocirun import fspath, state
 from ocirun.cli import Args, Output
-from ocirun.errors import OciError
+from ocirun.errors import OciError, out_of_range
 
 
 def _root(g: Args) -> str:
@@ -21,6 +21,8 @@ def int_flag(v: str | None, name: str) -> int:
         raise OciError(f"--{name}", f'invalid number "{v}"') from None
     if n < 0:
         raise OciError(f"--{name}", "must not be negative")
+    if n > 1 << 30:  # fs.nr_open's ceiling: no process has more fds (and the plan's ints are 64-bit)
+        raise OciError(f"--{name}", out_of_range(n, 0, 1 << 30))
     return n
 
 

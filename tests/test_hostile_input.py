@@ -321,3 +321,39 @@ def test_a_corrupt_state_json_names_line_and_column(rt):
             assert p.err == f"ocirun: {d}/state.json: line 1 column 27: trailing comma before }}\n"
     finally:
         shutil.rmtree(d)
+
+
+HOSTILE_FLAGS = [
+    ["exec", "--preserve-fds", "99999999999999999999", "{id}", "true"],
+    ["exec", "--user", "1:2:3", "{id}", "true"],
+    ["exec", "--user", "\udcff", "{id}", "true"],
+    ["exec", "--additional-gids", "1e3", "{id}", "true"],
+    ["exec", "--cap", "CAP_\n", "{id}", "true"],
+    ["exec", "--env", "=x", "{id}", "true"],
+    ["exec", "--cgroup", "a:b:c", "{id}", "true"],
+    ["exec", "--process", "/dev/null", "{id}"],
+    ["exec", "--process", "/proc/self/mem", "{id}"],
+    ["exec", "--process", "/", "{id}"],
+    ["kill", "{id}", "SIGFOO\n"],
+    ["kill", "{id}", "99999999999999999999"],
+    ["update", "--memory", "1e999", "{id}"],
+    ["update", "--pids-limit", "99999999999999999999", "{id}"],
+    ["update", "--cpuset-cpus", "0-\udcff", "{id}"],
+    ["update", "--resources", "/", "{id}"],
+    ["events", "--interval", "1e999s", "{id}"],
+    ["create", "--preserve-fds", "99999999999999999999", "-b", "{bundle}", "other"],
+    ["create", "-b", "{bundle}", "bad\nid"],
+    ["state", "no\udcffsuch"],
+]
+
+
+@pytest.mark.parametrize("argv", HOSTILE_FLAGS, ids=[" ".join(a).encode("unicode_escape").decode()
+                                                     for a in HOSTILE_FLAGS])
+def test_hostile_command_line_values_give_one_line(rt, ctr, argv):
+    p = rt(*[a.format(id=ctr.id, bundle=ctr.path) for a in argv])
+    lines = p.err.splitlines()
+    assert "internal error" not in p.err and "Traceback" not in p.err, p.err
+    if p.returncode:
+        assert len([ln for ln in lines if not ln.startswith("ocirun: warning: ")]) == 1, p.err
+    assert all(ln.startswith("ocirun: ") for ln in lines), p.err
+    assert not os.path.exists(os.path.join(rt.root, "other"))
