@@ -298,14 +298,13 @@ class Process:
     __slots__ = (
         "terminal", "console_size", "user", "args", "env", "cwd", "capabilities", "rlimits",
         "no_new_privileges", "apparmor_profile", "selinux_label", "oom_score_adj", "raw",
-        "io_priority", "scheduler", "cpu_affinity", "warnings",
+        "io_priority", "scheduler", "cpu_affinity",
     )
 
     def __init__(self, d: object, path: str = "process", report: "Report | None" = None) -> None:
         r = report or Report()
         d = _obj(d, path)
         self.raw = d
-        self.warnings = r.warnings
         self.terminal = r.field(_bool, d.get("terminal", False), f"{path}.terminal", default=False)
         cs = d.get("consoleSize")
         self.console_size = None if cs is None else r.field(_console_size, cs, f"{path}.consoleSize")
@@ -475,8 +474,7 @@ class Linux:
         cp = d.get("cgroupsPath")
         self.cgroups_path = None if cp is None else r.field(_cgroups_path, cp, f"{p}.cgroupsPath")
         self.resources = r.field(_obj, d.get("resources", {}), f"{p}.resources", default={})
-        if r.faults is not None and isinstance(self.resources.get("devices"), list):
-            # (create checks the rules as it applies them, before the container exists: validate has no cgroup)
+        if isinstance(self.resources.get("devices"), list):  # refused before any cgroup is made
             r.field(_device_rules, self.resources["devices"], f"{p}.resources.devices")
         rp = r.field(_str, d.get("rootfsPropagation", ""), f"{p}.rootfsPropagation", default="")
         if rp:
