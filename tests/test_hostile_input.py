@@ -216,6 +216,23 @@ def test_exec_ids_beyond_range(rt, ctr, flags, msg):
     assert p.returncode == 255 and p.err == f"ocirun: {msg}\n" and p.out == "", p.err
 
 
+def test_runc_refuses_the_same_exec_ids(bundle, tmp_path):
+    """runc 1.1.5 beside: the same flags fail with "uids and gids must be in range 0-2147483647"."""
+    if RUNC is None:
+        pytest.skip("runc not installed")
+    b = bundle(["sleep", "1000"])
+    root, cid = str(tmp_path / "runc-root"), b.id + "-runc"
+    # (no pipes: the detached container would hold them open)
+    subprocess.run([RUNC, "--root", root, "run", "-d", "-b", b.path, cid], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for flags in (["--user", "4294967295"], ["--user", "0:2147483648"], ["--additional-gids", "4294967295"]):
+            r = subprocess.run([RUNC, "--root", root, "exec", *flags, cid, "id"], capture_output=True, text=True)
+            assert r.returncode != 0 and "uids and gids must be in range 0-2147483647" in r.stderr, r.stderr
+    finally:
+        subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True)
+
+
 def test_exec_arguments_that_are_not_utf8_pass_as_bytes(rt, ctr):
     """argv is bytes: Python holds what is not UTF-8 as lone surrogates (surrogateescape), which used to end in
     `internal error: UnicodeEncodeError`; runc passes such bytes on as they are, and so do we now."""
@@ -234,6 +251,10 @@ def test_exec_process_file_ids_and_json(rt, ctr, tmp_path):
     f.write_text('{"args": ["id"], "cwd": "/",}')
     p = rt("exec", "--process", str(f), ctr.id)
     assert p.returncode == 255 and p.err == f"ocirun: --process {f}: line 1 column 29: trailing comma before }}\n"
+    f.write_text(json.dumps({"args": ["true"], "cwd": "/", "capabilities": {"bounding": ["CAP_NOPE"]}}))
+    p = rt("exec", "--process", str(f), ctr.id)
+    assert p.returncode == 0 and p.err == (f"ocirun: warning: --process {f}: process.capabilities.bounding[0]: "
+                                           'unknown capability "CAP_NOPE": ignored\n'), p.err
     f.write_text('{"args": ["/bin/busybox\\u0000x"], "cwd": "/"}')
     p = rt("exec", "--process", str(f), ctr.id)
     assert p.returncode == 255 and p.err == (f'ocirun: --process {f}: args[0]: string "/bin/busybox\\u0000x" '
