@@ -45,6 +45,7 @@ CGROUP2_DEPS ?=
 test: install lint
 	$(PY) -m pytest -q -ra tests spec-conformance
 	$(MAKE) --no-print-directory test-cgroup2
+	$(MAKE) --no-print-directory test-systemd
 
 clean:
 	rm -rf ocirun/_native*.so ocirun/_native.c ocirun/ocirun-init csrc/*.o build $(BUNDLE) ocirun/__pycache__ ocirun/cgroups/__pycache__

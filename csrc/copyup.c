@@ -107,7 +107,7 @@ void do_mount_copyup(struct child_ctx *c, const struct ocirun_arg *a) {
     close(lower);
     lower = -1;
   }
-  do_mount(c, a);
+  do_mount(c, a, 9);
   if (lower < 0) return;
   int upper = resolve_in_root(c->root_fd, dst, 0, 0, &err);
   if (upper < 0) die(c, err, "tmpcopyup: reopen %s", dst);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ocirun.h"
 
 #ifndef MOUNT_ATTR_SIZE_VER0
 #define MOUNT_ATTR_SIZE_VER0 32
@@ -162,10 +163,27 @@ static unsigned long kept_flags(int fd) {
 }
 
 void do_propagate_root(struct child_ctx *c, unsigned long flags) {
-  if (mount(NULL, "/", NULL, MS_REC | flags, NULL) < 0) die(c, errno, "set propagation of /");
+  if (mount(NULL, "/", NULL, flags, NULL) < 0) die(c, errno, "set propagation of /");
 }
 
-void do_rootfs(struct child_ctx *c, const char *path, int bind) {
+/* Give the mount that holds `path` the propagation `flags`, walking up from path to the first mount point
+ * (EINVAL: not a mount point), as runc's rootfsParentMountPropagation. */
+static void propagate_parent_mount(struct child_ctx *c, const char *path, unsigned long flags) {
+  char p[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof p) die(c, ENAMETOOLONG, "rootfs %s", path);
+  memcpy(p, path, n + 1);
+  for (;;) {
+    if (mount(NULL, p, NULL, flags, NULL) == 0) return;
+    if (errno != EINVAL || !strcmp(p, "/")) die(c, errno, "set propagation of the mount holding %s", path);
+    char *s = strrchr(p, '/');
+    if (s == p) s[1] = 0;
+    else *s = 0;
+  }
+}
+
+void do_rootfs(struct child_ctx *c, const char *path, int bind, unsigned long parent_prop) {
+  if (parent_prop) propagate_parent_mount(c, path, parent_prop);
   if (bind && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) die(c, errno, "bind mount rootfs %s", path);
   c->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->root_fd < 0) die(c, errno, "open rootfs %s", path);
@@ -178,7 +196,44 @@ static int reopen(struct child_ctx *c, const char *dst, unsigned long long resol
   return fd;
 }
 
-void do_mount(struct child_ctx *c, const struct ocirun_arg *a) {
+/* The source of a bind we may not reach (a user namespace's root, a 0700 parent): the runtime opens it inside
+ * our mount namespace with its own privileges and sends the fd (runc's procMountPlease). Binding from that
+ * fd copies our namespace's mount of it, whose flags stay locked as the host set them. */
+static int source_from_runtime(struct child_ctx *c) {
+  struct ocirun_msg m;
+  if (c->sync_fd < 0) return errno = EACCES, -1;
+  if (send_msg(c->sync_fd, MSG_MOUNT, 0, c->label, (uint32_t)strlen(c->label)) < 0) die(c, errno, "ask the runtime for the source");
+  int fd = ocirun_recv_fd(c->sync_fd, (char *)&m, sizeof m);
+  if (fd < 0 || m.type != MSG_GO) _exit(1); /* the runtime gave up: it reports why */
+  return fd;
+}
+
+/* args[9], args[10] (see plan.h): mode 1, the runtime's help when our own bind of the path is refused;
+ * mode 2, the id-mapped copy the runtime made before the clone (ocirun/mountsrc.py), attached as it is. */
+static int bind_source(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n, int dst_fd, const char *target) {
+  const char *src = a[0].s;
+  unsigned long rec = (unsigned long)a[3].i & MS_REC;
+  int src_fd = n > 10 ? (int)a[9].i : -1, mode = n > 10 ? (int)a[10].i : 0;
+  if (mode == 2) {
+    int r = (int)syscall(SYS_move_mount, src_fd, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    int e = errno;
+    close(src_fd);
+    errno = e;
+    return r;
+  }
+  int r = mount(src, target, NULL, MS_BIND | rec, NULL);
+  if (r == 0 || mode != 1 || (errno != EACCES && errno != EPERM)) return r;
+  int fd = source_from_runtime(c);
+  char p[64];
+  fdpath(p, sizeof p, fd);
+  r = mount(p, target, NULL, MS_BIND | rec, NULL);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+void do_mount(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *src = a[0].s, *dst = a[1].s, *fstype = a[2].s, *data = a[4].s;
   unsigned long flags = (unsigned long)a[3].i, prop = (unsigned long)a[5].i;
   int kind = (int)a[6].i;
@@ -190,7 +245,7 @@ void do_mount(struct child_ctx *c, const struct ocirun_arg *a) {
   if (fd < 0) die(c, err, "mount point %s", dst);
   fdpath(target, sizeof target, fd);
   if (kind) {
-    if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0) die(c, errno, "bind mount %s on %s", src, dst);
+    if (bind_source(c, a, n, fd, target) < 0) die(c, errno, "bind mount %s on %s", src, dst);
     close(fd);
     unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if (rest) {
@@ -314,7 +369,107 @@ void do_readonly(struct child_ctx *c, const char *path) {
   close(fd);
 }
 
+/* Only this mount's read-only flag changes (mount_setattr without AT_RECURSIVE); the old remount, with
+ * the flags the kernel keeps locked, where mount_setattr is missing. */
+void do_remount_ro(struct child_ctx *c, const char *path) {
+  int fd = reopen(c, path, 0);
+  struct mount_attr ma = {.attr_set = MOUNT_ATTR_RDONLY};
+  if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0) {
+    char target[64];
+    if (errno != ENOSYS) die(c, errno, "make %s read-only", path);
+    fdpath(target, sizeof target, fd);
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(fd), NULL) < 0)
+      die(c, errno, "make %s read-only", path);
+  }
+  close(fd);
+}
+
+/* mountinfo's octal escapes (\040 for a space...) undone in place. */
+static void unescape(char *s) {
+  char *o = s;
+  for (; *s; s++) {
+    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+      *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+      s += 3;
+    } else {
+      *o++ = *s;
+    }
+  }
+  *o = 0;
+}
+
+/* The mount points of full (root "/") proc and sysfs mounts outside `rootfs`, NUL-separated into out. */
+static size_t full_proc_sysfs_mounts(struct child_ctx *c, const char *rootfs, char *out, size_t cap) {
+  int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(c, errno, "open /proc/self/mountinfo");
+  static char buf[65536];
+  size_t have = 0, used = 0, rlen = strlen(rootfs);
+  int eof = 0;
+  while (!eof) {
+    ssize_t r;
+    do r = read(fd, buf + have, sizeof buf - 1 - have); while (r < 0 && errno == EINTR);
+    if (r < 0) die(c, errno, "read /proc/self/mountinfo");
+    if (r == 0) eof = 1;
+    have += (size_t)r;
+    size_t start = 0;
+    char *nl;
+    while ((nl = memchr(buf + start, '\n', have - start))) {
+      *nl = 0;
+      /* id parent major:minor root mountpoint opts [optional...] - fstype source superopts */
+      char *f[5], *p = buf + start, *sep = strstr(p, " - ");
+      int k = 0;
+      for (char *t = p; k < 5 && t && *t; k++) {
+        f[k] = t;
+        t = strchr(t, ' ');
+        if (t) *t++ = 0;
+      }
+      start = (size_t)(nl - buf) + 1;
+      if (k < 5 || !sep || strcmp(f[3], "/")) continue;
+      char *fstype = sep + 3, *sp = strchr(fstype, ' ');
+      if (sp) *sp = 0;
+      if (strcmp(fstype, "proc") && strcmp(fstype, "sysfs")) continue;
+      unescape(f[4]);
+      size_t n = strlen(f[4]);
+      if (!strncmp(f[4], rootfs, rlen) && (f[4][rlen] == '/' || !f[4][rlen])) continue; /* the container's */
+      if (used + n + 1 > cap) die(c, ENOBUFS, "too many proc/sysfs mounts to hide");
+      memcpy(out + used, f[4], n + 1);
+      used += n + 1;
+    }
+    if (start == 0 && have == sizeof buf - 1) die(c, ENAMETOOLONG, "a mountinfo line");
+    memmove(buf, buf + start, have - start);
+    have -= start;
+  }
+  close(fd);
+  return used;
+}
+
+/* --no-pivot: the host's own proc and sysfs mounts stay in our mount namespace behind the chroot, and while
+ * a full unmasked procfs is visible there the kernel lets a user namespace of the container mount a fresh
+ * one (unshare -mrpf; mount -t proc). Detach them first (a tmpfs over one we may not unmount), as runc's
+ * msMoveRoot; slave first so the unmount can't reach the host. */
+static void hide_host_proc_sysfs(struct child_ctx *c) {
+  static char paths[65536];
+  char rootfs[4096], fdp[64];
+  fdpath(fdp, sizeof fdp, c->root_fd);
+  ssize_t n = readlink(fdp, rootfs, sizeof rootfs - 1);
+  if (n < 0) die(c, errno, "rootfs path");
+  rootfs[n] = 0;
+  size_t used = full_proc_sysfs_mounts(c, rootfs, paths, sizeof paths);
+  for (size_t off = 0; off < used; off += strlen(paths + off) + 1) {
+    const char *p = paths + off;
+    if (mount(NULL, p, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+      if (errno == ENOENT) continue; /* gone with a parent we detached already */
+      die(c, errno, "make %s rslave", p);
+    }
+    if (umount2(p, MNT_DETACH) < 0) {
+      if (errno != EINVAL && errno != EPERM) die(c, errno, "unmount %s", p);
+      if (mount("tmpfs", p, "tmpfs", 0, NULL) < 0) die(c, errno, "cover %s", p);
+    }
+  }
+}
+
 void do_pivot(struct child_ctx *c, int no_pivot) {
+  if (no_pivot == 1) hide_host_proc_sysfs(c);
   if (fchdir(c->root_fd) < 0) die(c, errno, "chdir to rootfs");
   if (no_pivot == 2) { /* no mount namespace: nothing to move */
     if (chroot(".") < 0) die(c, errno, "chroot");

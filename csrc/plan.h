@@ -17,16 +17,20 @@ enum ocirun_op {
   OP_SETSID,
   OP_HOSTNAME,         /* name */
   OP_DOMAINNAME,       /* name */
-  OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", MS_REC|flags) */
-  OP_ROOTFS,           /* path, bind: (bind it on itself and) open it as the root of every later path */
-  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr */
+  OP_PROPAGATE_ROOT,   /* flags: mount(NULL, "/", flags) */
+  OP_ROOTFS,           /* path, bind[, parent propagation]: (make the mount holding it private/slave, bind it on
+                          itself and) open it as the root of every later path */
+  OP_MOUNT,            /* src, dst, fstype, flags, data, propagation, kind(0 fs,1 bind,2 bind-file), recattr_set, recattr_clr
+                          [, source fd, mode: 1 = when the bind of src is refused, ask the runtime for the
+                          source (MSG_MOUNT); 2 = attach the fd (an id-mapped copy) with move_mount] */
   OP_MKNOD,            /* path, mode (with S_IFCHR/S_IFBLK/S_IFIFO), major, minor, uid, gid */
   OP_BIND_DEV,         /* host path, path */
   OP_SYMLINK,          /* target, path */
   OP_MASK,             /* path */
   OP_READONLY,         /* path */
-  OP_HOOK,             /* path, timeout, argc, argv..., envc, env... (state JSON on stdin) */
-  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot), 2 chroot only (no mount ns) */
+  OP_HOOK,             /* path, timeout, argc, argv..., envc, env..., flags (HOOK_* below) */
+  OP_PIVOT,            /* mode: 0 pivot_root, 1 MS_MOVE + chroot (--no-pivot: the host's proc/sysfs detached first),
+                          2 chroot only (no mount ns) */
   OP_PROPAGATE_NEWROOT,/* flags, applied to "/" after pivot */
   OP_ROOT_READONLY,
   OP_SYSCTL,           /* key (with dots), value */
@@ -57,6 +61,11 @@ enum ocirun_op {
   OP_IOPRIO,           /* class, level: ioprio_set for the process */
   OP_SCHED,            /* policy, nice, priority, flags, runtime, deadline, period: sched_setattr */
   OP_CPU_AFFINITY,     /* cpu list ("0-3,6"): sched_setaffinity */
+  OP_REMOUNT_RO,       /* path: make that mount read-only (a tmpfs or /dev mounted rw until the rootfs is set up) */
+  OP_MKDIR_CWD,        /* path: create process.cwd (and its parents) inside the root, 0755 */
+  OP_CHDIR_TRY,        /* path: chdir there while privileged; on EACCES/EPERM keep it resolved for CHDIR */
+  OP_LOOKUP_HOME,      /* uid: HOME=<its home in the container's /etc/passwd, or /> is added to the exec env */
+  OP_CHOWN_STDIO,      /* uid: stdio (the container's pty, pipes, files; not /dev/null or other ttys) to that uid */
   OP_MAX
 };
 
@@ -75,6 +84,10 @@ struct ocirun_trace {
 
 enum { ARG_INT = 0, ARG_STR = 1 };
 
+/* OP_HOOK's flags (ocirun/plan.py HOOK_*): the state it reads (the second document: "created"), and an env
+ * that is the process's, which gets the HOME the init looked up (OP_LOOKUP_HOME) as the process does. */
+enum { HOOK_STATE_CREATED = 1, HOOK_PROCESS_ENV = 2 };
+
 struct ocirun_arg {
   int kind;
   int64_t i;
@@ -92,7 +105,8 @@ struct ocirun_step {
 };
 
 /* Sync protocol messages between the Python parent and the child. */
-enum { MSG_SYNC = 1, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_GO = 100, MSG_ABORT };
+/* MSG_MOUNT: "give me the source of the bind mount <label>" (payload); answered by MSG_GO carrying an fd. */
+enum { MSG_SYNC = 1, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT, MSG_GO = 100, MSG_ABORT };
 struct ocirun_msg {
   uint32_t type;
   int32_t value;

@@ -45,12 +45,35 @@ static int fill_vec(const struct ocirun_arg *a, uint32_t n, uint32_t *pos, char 
   return (int)cnt;
 }
 
+/* The state a hook reads on stdin: the runtime sends two documents, NUL-separated, with the hooks go, the
+ * container's view for createContainer (status "creating") and for startContainer ("created"). */
+static const char *hook_state(struct child_ctx *c, int second, size_t *len) {
+  const char *s = c->state_json;
+  if (!s) return NULL;
+  size_t first = strnlen(s, c->state_len);
+  if (second && first < c->state_len) {
+    *len = c->state_len - first - 1;
+    return s + first + 1;
+  }
+  *len = first;
+  return s;
+}
+
 void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   const char *path = a[0].s;
   int64_t timeout = a[1].i;
-  static char *argv[1024], *envp[4096];
+  static char *argv[1024], *envp[8192]; /* (an environment as large as do_exec's: it may be the process's) */
   uint32_t pos = 2;
-  if (fill_vec(a, n, &pos, argv, 1024) < 0 || fill_vec(a, n, &pos, envp, 4096) < 0) die(c, EINVAL, "malformed hook");
+  int envc;
+  if (fill_vec(a, n, &pos, argv, 1024) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0 || pos + 1 != n)
+    die(c, EINVAL, "malformed hook");
+  int64_t flags = a[pos].i;
+  if ((flags & HOOK_PROCESS_ENV) && c->home_env) {
+    envp[envc] = (char *)c->home_env;
+    envp[envc + 1] = NULL;
+  }
+  size_t state_len = 0;
+  const char *state = hook_state(c, (int)(flags & HOOK_STATE_CREATED), &state_len);
   int pfd[2], pidfd = -1;
   if (pipe2(pfd, O_CLOEXEC) < 0) die(c, errno, "pipe for hook %s", path);
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
@@ -61,10 +84,10 @@ void do_hook(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
     _exit(127);
   }
   close(pfd[0]);
-  if (c->state_json) {
+  if (state) {
     /* Large states are fine: the hook may not read stdin at all, so don't let a full pipe block us. */
     signal(SIGPIPE, SIG_IGN);
-    ssize_t w = write(pfd[1], c->state_json, c->state_len);
+    ssize_t w = write(pfd[1], state, state_len);
     (void)w;
     signal(SIGPIPE, SIG_DFL);
   }
@@ -113,10 +136,28 @@ void do_console(struct child_ctx *c, int sock, int rows, int cols) {
     if (mount(src, target, NULL, MS_BIND, NULL) < 0) die(c, errno, "bind the pty on /dev/console");
     close(cfd);
   }
+  struct stat st;
+  if (fstat(slave, &st) == 0) c->console_rdev = st.st_rdev;
   if (ioctl(slave, TIOCSCTTY, 0) < 0) die(c, errno, "make the pty the controlling terminal");
   for (int fd = 0; fd < 3; fd++)
     if (dup2(slave, fd) < 0) die(c, errno, "dup the pty to stdio");
   if (slave > 2) close(slave);
+}
+
+/* runc's fixStdioPermissions: stdio becomes the process user's (uid only: the pty keeps devpts's tty gid), so
+ * it can reopen /dev/stdout or /proc/self/fd/N (pipes are 0600) and use its terminal. Skipped: what it
+ * already owns, /dev/null, and any terminal but the pty made for it (runc would hand the caller's own
+ * terminal to the container's uid). An owner outside a user namespace's map (EPERM) or a read-only /dev
+ * (EROFS) leaves the fd as it is, as runc. */
+void do_chown_stdio(struct child_ctx *c, uid_t uid) {
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_uid == uid) continue;
+    if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && (!c->console_rdev || st.st_rdev != c->console_rdev))
+      continue;
+    if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EPERM && errno != EROFS && errno != EINVAL)
+      die(c, errno, "chown stdio fd %d to uid %u", fd, (unsigned)uid);
+  }
 }
 
 void do_caps_bounding(struct child_ctx *c, uint64_t keep) {
@@ -149,9 +190,16 @@ void do_seccomp(struct child_ctx *c, const struct ocirun_arg *bpf, unsigned int 
   long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   if (r < 0) die(c, errno, "load seccomp filter");
   if (notify) {
+    /* Only write(2) and read(2) until the runtime holds its copy (pidfd_getfd: csrc/seccomp_fd.c): a profile
+     * may notify sendmsg, and a notified syscall before the listener has the fd would wait forever. (It may
+     * not notify write: seccomp.py refuses that, as runc.) */
     if (c->sync_fd < 0) die(c, EINVAL, "seccomp notify needs the runtime present");
-    if (send_msg(c->sync_fd, MSG_FD, 0, NULL, 0) < 0 || ocirun_send_fd(c->sync_fd, (int)r, NULL, 0) < 0)
-      die(c, errno, "send seccomp listener fd");
+    struct ocirun_msg m = {MSG_FD, (int32_t)r, 0};
+    ssize_t n;
+    do n = write(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m) die(c, n < 0 ? errno : EPIPE, "send seccomp listener fd");
+    do n = read(c->sync_fd, &m, sizeof m); while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof m || m.type != MSG_GO) _exit(1); /* the runtime gave up: it reports why */
     close((int)r);
   }
 }
@@ -228,7 +276,13 @@ void do_wait_start(struct child_ctx *c, int lfd) {
 void do_exec(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
   static char *argv[4096], *envp[8192];
   uint32_t pos = 0;
-  if (fill_vec(a, n, &pos, argv, 4096) < 0 || fill_vec(a, n, &pos, envp, 8192) < 0) die(c, EINVAL, "malformed exec");
+  int envc;
+  if (fill_vec(a, n, &pos, argv, 4096) < 0 || (envc = fill_vec(a, n, &pos, envp, 8191)) < 0)
+    die(c, EINVAL, "malformed exec");
+  if (c->home_env) {
+    envp[envc] = (char *)c->home_env;
+    envp[envc + 1] = NULL;
+  }
   const char *p = c->exec_path[0] ? c->exec_path : argv[0];
   /* The process outlives the runtime (exec --detach, or runc-like survival of a killed `exec`). */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

@@ -226,8 +226,8 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (setdomainname(a[0].s, a[0].len) < 0) die(c, errno, "setdomainname");
     break;
   case OP_PROPAGATE_ROOT: do_propagate_root(c, (unsigned long)a[0].i); break;
-  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i); break;
-  case OP_MOUNT: do_mount(c, a); break;
+  case OP_ROOTFS: do_rootfs(c, a[0].s, (int)a[1].i, n > 2 ? (unsigned long)a[2].i : 0); break;
+  case OP_MOUNT: do_mount(c, a, n); break;
   case OP_MOUNT_COPYUP: do_mount_copyup(c, a); break;
   case OP_MKNOD: do_mknod(c, a); break;
   case OP_BIND_DEV: do_bind_dev(c, a[0].s, a[1].s); break;
@@ -236,6 +236,7 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
   case OP_READONLY: do_readonly(c, a[0].s); break;
   case OP_HOOK: do_hook(c, a, n); break;
   case OP_PIVOT: do_pivot(c, (int)a[0].i); break;
+  case OP_REMOUNT_RO: do_remount_ro(c, a[0].s); break;
   case OP_PROPAGATE_NEWROOT: do_propagate_newroot(c, (unsigned long)a[0].i); break;
   case OP_ROOT_READONLY: do_root_readonly(c); break;
   case OP_SYSCTL: do_sysctl(c, a[0].s, a[1].s); break;
@@ -281,9 +282,28 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     break;
   case OP_SECCOMP: do_seccomp(c, &a[0], (unsigned int)a[1].i, (int)a[2].i); break;
   case OP_OPEN_CWD: c->cwd_fd = open_cwd(c, a[0].s); break;
+  case OP_LOOKUP_HOME: do_lookup_home(c, a[0].i); break;
+  case OP_CHOWN_STDIO: do_chown_stdio(c, (uid_t)a[0].i); break;
+  case OP_MKDIR_CWD: {
+    int err, fd = c->root_fd >= 0 ? resolve_in_root(c->root_fd, a[0].s, 1, 0, &err) : (err = EBADF, -1);
+    if (fd < 0) die(c, err, "create cwd %s", a[0].s);
+    close(fd);
+    break;
+  }
+  case OP_CHDIR_TRY:
+    if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
+    if (fchdir(c->cwd_fd) == 0) {
+      c->cwd_done = 1;
+      close(c->cwd_fd);
+      c->cwd_fd = -1;
+    } else if (errno != EACCES && errno != EPERM) {
+      die(c, errno, "chdir to cwd %s", a[0].s);
+    }
+    break;
   case OP_CHDIR:
     /* Resolved inside the root, so a cwd like /proc/self/fd/N can never name a host directory
      * (CVE-2024-21626 class); fchdir checks the search permission as the final user. */
+    if (c->cwd_done) break;
     if (c->cwd_fd < 0) c->cwd_fd = open_cwd(c, a[0].s);
     if (fchdir(c->cwd_fd) < 0) die(c, errno, "chdir to cwd %s", a[0].s);
     close(c->cwd_fd);
@@ -364,8 +384,8 @@ static int walk(const char *plan, size_t len, struct child_ctx *c, int *bad) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-#define MAX_KEPT 64
-/* The fds the plan's steps use (SETNS, CONSOLE, WAIT_START, TRACE) after the `n` already in keep[], and
+#define MAX_KEPT 256 /* id-mapped mounts each bring one */
+/* The fds the plan's steps use (SETNS, CONSOLE, WAIT_START, TRACE, id-mapped MOUNT sources) after the `n` already in keep[], and
  * in *first the lowest fd CLOSE_FDS closes at exec (stdio and the preserved fds are below it). */
 static int plan_fds(const char *plan, size_t len, int *keep, int n, int *first) {
   const unsigned char *p = (const unsigned char *)plan + 8, *end = (const unsigned char *)plan + len;
@@ -382,6 +402,8 @@ static int plan_fds(const char *plan, size_t len, int *keep, int n, int *first) 
           (op == OP_SETNS || op == OP_CONSOLE || op == OP_WAIT_START || op == OP_TRACE))
         keep[n++] = (int)args_buf[0].i;
       if (k == 0 && op == OP_CLOSE_FDS) *first = (int)args_buf[0].i;
+      if (k == 10 && op == OP_MOUNT && args_buf[9].kind == ARG_INT && args_buf[9].i >= 0 && n < MAX_KEPT)
+        keep[n++] = (int)args_buf[9].i; /* an id-mapped bind source the runtime made (ocirun/mountsrc.py) */
     }
   }
   return n;

@@ -12,3 +12,17 @@ CGROUP2_DEPS ?= build
 .PHONY: test-cgroup2
 test-cgroup2: $(CGROUP2_DEPS)
 	CGROUP2_WORKDIR="$(CURDIR)" "$(CGROUP2_MK_DIR)/../tests/vm/run-cgroup2.sh" $(CGROUP2_TESTS)
+
+# The systemd cgroup driver, and clients using it, in a guest booted with systemd as PID 1 (pure v2),
+# then a shorter run in systemd's hybrid layout (v1 controllers + cgroup2 at /sys/fs/cgroup/unified).
+#   make test-systemd                                       # -m systemd tests, both layouts
+#   make test-systemd SYSTEMD_TESTS="tests/test_systemd_driver.py -x"
+SYSTEMD_TESTS ?= -p no:hypothesispytest -p no:benchmark -p no:cacheprovider -q -ra -m systemd tests
+# On hybrid only what depends on the layout (paths in each v1 hierarchy, v1 files, freezer, devices).
+SYSTEMD_HYBRID_TESTS ?= -p no:hypothesispytest -p no:benchmark -p no:cacheprovider -q -ra tests/test_systemd_driver.py \
+	-k "scope or resources or update or pause or delete or exec or bad_resources"
+
+.PHONY: test-systemd
+test-systemd: $(CGROUP2_DEPS)
+	CGROUP2_WORKDIR="$(CURDIR)" "$(CGROUP2_MK_DIR)/../tests/vm/run-cgroup2.sh" --systemd $(SYSTEMD_TESTS)
+	CGROUP2_WORKDIR="$(CURDIR)" "$(CGROUP2_MK_DIR)/../tests/vm/run-cgroup2.sh" --systemd --hybrid $(SYSTEMD_HYBRID_TESTS)

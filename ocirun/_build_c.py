@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 INIT_NAME = "ocirun-init"
 INIT_MAIN = "init_main.c"
-PARENT_ONLY = ("cgroup_devices.c",)  # called from Python only: never in the init
+PARENT_ONLY = ("cgroup_devices.c", "mountsrc.c", "seccomp_fd.c")  # called from Python only: never in the init
 CFLAGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-D_GNU_SOURCE"]
 
 ffibuilder = FFI()

@@ -61,7 +61,9 @@ def cmd_create(g: Args, a: Args, out: Output) -> int:
 def cmd_start(g: Args, a: Args, out: Output) -> int:
     from ocirun.lifecycle import start
 
-    start(_root(g), a.pos[0], out.warn)
+    relay = start(_root(g), a.pos[0], out.warn)
+    if relay is not None:  # NOTIFY_SOCKET: start returns once the container is ready (runc)
+        relay.forward(relay.pid)
     return 0
 
 

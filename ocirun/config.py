@@ -30,8 +30,8 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 1, "SCHED_FLAG_RECLAIM": 2, "SCHED_FL
                "SCHED_FLAG_KEEP_POLICY": 8, "SCHED_FLAG_KEEP_PARAMS": 16, "SCHED_FLAG_UTIL_CLAMP_MIN": 32,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 64}
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+ROOTFS_PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-PROPAGATIONS = ("shared", "slave", "private", "unbindable")
 CLOCKS = ("monotonic", "boottime")
 DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}  # S_IFCHR, S_IFBLK, S_IFIFO
 
@@ -185,20 +185,23 @@ class Hook:
         d = _obj(d, path)
         self.path = r.field(_abs, d.get("path"), f"{path}.path", default="/")
         self.args = r.field(_strs, d["args"], f"{path}.args", default=[]) if "args" in d else [self.path]
-        self.env = r.field(_strs, d["env"], f"{path}.env", default=[]) if "env" in d else []
+        # None (absent or null) is not []: without `env` a hook gets a default environment (ocirun.hooks).
+        self.env = r.field(_strs, d["env"], f"{path}.env", default=None) if d.get("env") is not None else None
         self.timeout = r.field(_int, d["timeout"], f"{path}.timeout", 1, default=0) if "timeout" in d else 0
-        _plan_fits(r, f"{path}.args", len(self.args) + len(self.env), PLAN_MAX_ARGS - 4,
+        _plan_fits(r, f"{path}.args", len(self.args) + len(self.env or ()), PLAN_MAX_ARGS - 4,
                    "arguments and environment variables together")
 
     def to_json(self) -> dict:
-        d = {"path": self.path, "args": self.args, "env": self.env}
+        d = {"path": self.path, "args": self.args}
+        if self.env is not None:
+            d["env"] = self.env
         if self.timeout:
             d["timeout"] = self.timeout
         return d
 
 
 class Mount:
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
 
     def __init__(self, d: object, path: str, report: "Report | None" = None) -> None:
         r = report or Report()
@@ -207,8 +210,14 @@ class Mount:
         self.type = r.field(_str, d.get("type", ""), f"{path}.type", default="")
         self.source = r.field(_str, d.get("source", ""), f"{path}.source", default="")
         self.options = r.field(_strs, d.get("options", []), f"{path}.options", default=[])
+        # An id-mapped mount's own mapping (None: not given; the plan may take the container's).
+        self.uid_mappings = self.gid_mappings = None
+        for key in ("uidMappings", "gidMappings"):
+            if d.get(key) is not None:
+                maps = r.each(IdMap, d[key], f"{path}.{key}")
+                setattr(self, "uid_mappings" if key == "uidMappings" else "gid_mappings", maps)
         for have, need in (("uidMappings", "gidMappings"), ("gidMappings", "uidMappings")):
-            if have in d and need not in d:
+            if d.get(have) is not None and not d.get(need):  # (the plan needs both, or neither)
                 r.fault(f"{path}.{need}", f"is required when {have} is set")
 
 
@@ -476,10 +485,11 @@ class Linux:
         self.resources = r.field(_obj, d.get("resources", {}), f"{p}.resources", default={})
         if isinstance(self.resources.get("devices"), list):  # refused before any cgroup is made
             r.field(_device_rules, self.resources["devices"], f"{p}.resources.devices")
+        # The spec names four values; runc also takes the recursive forms (containerd's CRI writes rshared/rslave).
         rp = r.field(_str, d.get("rootfsPropagation", ""), f"{p}.rootfsPropagation", default="")
         if rp:
-            r.field(_choice, rp, f"{p}.rootfsPropagation", PROPAGATIONS)
-        self.rootfs_propagation = rp if rp in PROPAGATIONS else ""
+            r.field(_choice, rp, f"{p}.rootfsPropagation", ROOTFS_PROPAGATIONS[1:])
+        self.rootfs_propagation = rp if rp in ROOTFS_PROPAGATIONS else ""
         self.seccomp = d.get("seccomp")
         if self.seccomp is not None:
             r.field(_obj, self.seccomp, f"{p}.seccomp")

@@ -163,9 +163,12 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
     fds: list[int] = []
     try:
         t = tr and tr.now()
-        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup)
+        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup,
+                                   annotations=cfg.annotations)
         if tr:
             tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
+        if warn and (busy := mgr.pids()):  # runc 1.1 warns too (1.2 refuses)
+            warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
         mgr.create()
         try:
             mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
@@ -186,6 +189,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         activated = _socket_activation()
         if activated:
             cfg.process.env.append(f"LISTEN_FDS={activated}")
+        if fspath.getenv("NOTIFY_SOCKET") and cfg.ns("mount") is not None:
+            from ocirun import sdnotify
+
+            sdnotify.setup(cfg, d)  # /run/notify in the container, relayed by start (runc's notify socket)
         t = tr and tr.now()
         p = plan.compile_create(cfg, listen_fd=listen_fd, console_fd=console_fd,
                                 preserve_fds=activated + o.preserve_fds,
@@ -193,6 +200,13 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
                                 cgroup=mgr.to_state(), seccomp=sec)
         if tr:
             tr.step("plan.compile", t, f"{len(p.steps)} steps")
+        if p.mount_sources:  # id-mapped bind sources, made with our privileges
+            from ocirun import mountsrc
+
+            t = tr and tr.now()
+            fds += mountsrc.open_sources(p)
+            if tr:
+                tr.step("mount sources", t, f"{len(p.mount_sources)} id-mapped open_tree copies")
         data = {
             "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
             "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
@@ -271,11 +285,16 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             data["pid"] = child.pid
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
             st = state.hook_state(data, "created")
-            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st)
-            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st)
-            child.go(st)
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st, cfg.bundle)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st, cfg.bundle)
+            in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
+            child.go(hooks.container_states(data, child.pid) if in_container else b"")
+        elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
+            from ocirun import mountsrc
+
+            mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
-            fd = child.recv_fd()
+            fd = child.take_fd(v)
             data["pid"] = child.pid
             _send_listener(sec_obj, fd, state.hook_state(data, "creating"))
         elif t == executor.MSG_READY:
@@ -287,12 +306,15 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
 
 
 def _device_rules(cfg: config_mod.Config) -> list[dict]:
-    rules = list(plan.DEFAULT_DEVICE_RULES)
-    for d in cfg.linux.devices:
-        if d.type != "p":  # fifos are not devices to the device controller
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major,
-                          "minor": d.minor, "access": "rwm"})
-    return rules
+    """The rules after linux.resources.devices, in runc's order: its default allowed devices, less those a
+    linux.devices entry of the same path replaces (runc's createDevices: the spec's entry takes priority).
+    A linux.devices entry gets a node, not a rule: an explicit deny-all keeps denying it, as in runc; the
+    config (or its client: podman, containerd) allows it in resources.devices."""
+    listed = {d.path for d in cfg.linux.devices}
+    replaced = {(ma, mi) for path, ma, mi in plan.DEFAULT_DEVICES if path in listed}
+    if not replaced:
+        return list(plan.DEFAULT_DEVICE_RULES)
+    return [r for r in plan.DEFAULT_DEVICE_RULES if r["access"] != "rwm" or (r["major"], r["minor"]) not in replaced]
 
 
 def _kept_config(cfg: config_mod.Config) -> dict:

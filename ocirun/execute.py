@@ -318,7 +318,7 @@ def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, st
         elif t == executor.MSG_FD:
             from ocirun.create import _send_listener
 
-            _send_listener(sec_obj, child.recv_fd(), state.hook_state(data, "running"))
+            _send_listener(sec_obj, child.take_fd(v), state.hook_state(data, "running"))
         elif t == executor.MSG_ERROR:
             msg = payload.decode(errors="replace")
             child.kill()

@@ -7,7 +7,7 @@ from ocirun import fspath
 from ocirun.errors import OciError
 from ocirun.plan import Plan
 
-MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD = 1, 2, 3, 4, 5
+MSG_SYNC, MSG_ERROR, MSG_PID, MSG_READY, MSG_FD, MSG_MOUNT = 1, 2, 3, 4, 5, 6
 MSG_GO, MSG_ABORT = 100, 101
 _HDR_SIZE = 12  # struct { uint32 type; int32 value; uint32 len } (little-endian), then len bytes
 
@@ -37,10 +37,13 @@ class Child:
         n = int.from_bytes(m[8:12], "little")
         return t, v, m[_HDR_SIZE : _HDR_SIZE + n]
 
-    def recv_fd(self) -> int:
-        r = self._native.ocirun_recv_fd(self.fd, self._ffi.NULL, 0)
+    def take_fd(self, num: int) -> int:
+        """A copy of the child's fd `num` (the seccomp listener: MSG_FD carries its number), then the go it
+        waits for. pidfd_getfd, not SCM_RIGHTS: the child may not sendmsg once its filter is loaded."""
+        r = self._native.ocirun_pidfd_getfd(self.pid, num)
         if r < 0:
-            raise OciError("seccomp listener", posix.strerror(-r))
+            raise OciError("seccomp listener", f"taking the notify fd from the init: {posix.strerror(-r).lower()}")
+        self.go()
         return r
 
     def go(self, payload: bytes = b"") -> None:

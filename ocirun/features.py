@@ -13,11 +13,11 @@ OCI_VERSION_MIN = "1.0.0"
 
 
 def mount_options() -> list[str]:
-    """Options the plan compiler maps to mount(2) flags, propagation or mount_setattr(2) attributes, and
-    tmpcopyup (a copy step after a tmpfs mount)."""
+    """Options the plan compiler maps to mount(2) flags, propagation or mount_setattr(2) attributes,
+    tmpcopyup (a copy step after a tmpfs mount), and idmap/ridmap (id-mapped binds, ocirun.mountsrc)."""
     from ocirun.plan import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
-    return sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, "tmpcopyup"})
+    return sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, "tmpcopyup", "idmap", "ridmap"})
 
 
 def features() -> dict:
@@ -36,7 +36,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": list(CAP_NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": {
                 "enabled": libseccomp is not None,
                 "actions": sorted(_seccomp.ACTIONS),
@@ -49,7 +49,10 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            # Id-mapped bind mounts (mounts[].uidMappings/gidMappings, idmap/ridmap): containerd's CRI
+            # only asks for them when this says so. The kernel needs mount_setattr (5.12) and the source
+            # filesystem's support; a config that needs what the host lacks fails create with the reason.
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": annotations,
     }

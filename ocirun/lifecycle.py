@@ -43,10 +43,14 @@ def _hooks(data: dict, kind: str) -> list:
     return [Hook(h, f"hooks.{kind}[{i}]") for i, h in enumerate(raw)]
 
 
-def start(root: str, cid: str, warn, created: dict | None = None) -> None:  # noqa: ANN001
-    """`created`: the state `run` has just written (so it needs no second read and check)."""
+def start(root: str, cid: str, warn, created: dict | None = None):  # noqa: ANN001, ANN201
+    """`created`: the state `run` has just written (so it needs no second read and check).
+
+    Returns None, or with NOTIFY_SOCKET an ocirun.sdnotify.Relay whose forward() the caller runs (after the
+    lock is released, so `delete` can still stop a container that never becomes ready)."""
     d = state.container_dir(root, cid)
     lock = state.Lock(d, cid)
+    relay = None
     try:
         data = created or state.load(root, cid)
         st = "created" if created else state.status(data)
@@ -54,6 +58,11 @@ def start(root: str, cid: str, warn, created: dict | None = None) -> None:  # no
             if st == "stopped":
                 raise OciError(f'container "{cid}"', "cannot start a container that has stopped")
             raise OciError(f'container "{cid}"', f"cannot start an already {st} container")
+        if fspath.getenv("NOTIFY_SOCKET"):
+            from ocirun import sdnotify
+
+            host = sdnotify.wanted(d)
+            relay = sdnotify.Relay(d, host, data["pid"]) if host else None
         import _socket
 
         tr = ocirun.TRACER
@@ -87,9 +96,14 @@ def start(root: str, cid: str, warn, created: dict | None = None) -> None:  # no
             from ocirun import hooks
 
             # poststart failures are warnings: the container already runs (runtime.md lifecycle step 8).
-            hooks.run_hooks_warn(poststart, "poststart", state.hook_state(data, "running"), warn)
+            hooks.run_hooks_warn(poststart, "poststart", state.hook_state(data, "running"), warn, data["bundle"])
+    except BaseException:
+        if relay is not None:
+            relay.close()
+        raise
     finally:
         lock.release()
+    return relay
 
 
 def signal_init(data: dict, sig: int) -> None:
@@ -178,6 +192,6 @@ def delete(root: str, cid: str, force: bool, warn) -> None:  # noqa: ANN001
         if poststop := _hooks(data, "poststop"):
             from ocirun import hooks
 
-            hooks.run_hooks_warn(poststop, "poststop", state.hook_state(data, "stopped"), warn)
+            hooks.run_hooks_warn(poststop, "poststop", state.hook_state(data, "stopped"), warn, data["bundle"])
     finally:
         lock.release()

@@ -8,7 +8,6 @@ import posix
 
 from ocirun import fspath
 from ocirun.config import DEVICE_IFMT, NAMESPACES, Config, Mount, Process, bad
-from ocirun.errors import OciError
 
 # Keep in sync with enum ocirun_op in csrc/plan.h.
 OPS = (
@@ -17,13 +16,16 @@ OPS = (
     "PROPAGATE_NEWROOT", "ROOT_READONLY", "SYSCTL", "RLIMIT", "OOM_SCORE_ADJ", "NEW_KEYRING", "CONSOLE",
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
-    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY",
+    "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
+    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME", "CHOWN_STDIO",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
 SYNC_PLACED = 1  # the runtime wrote id maps and placed the child in its cgroup
-SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the state JSON
+SYNC_HOOKS = 2  # the runtime ran prestart/createRuntime hooks; the go carries the container hooks' states
 SYNC_TIMENS = 3  # the runtime wrote linux.timeOffsets into our (still empty) time_for_children namespace
+# HOOK flags (csrc/plan.h): which state it reads (hooks.container_states); a default env that is the process's
+HOOK_STATE_CREATING, HOOK_STATE_CREATED, HOOK_PROCESS_ENV = 0, 1, 2
 CLONE_NEWTIME = 0x80
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
@@ -59,10 +61,8 @@ RECURSIVE_ATTRS = {
     "rstrictatime": (A_STRICTATIME, A_ATIME), "rnostrictatime": (0, A_ATIME),
     "rnosymfollow": (A_NOSYMFOLLOW, 0), "rsymfollow": (0, A_NOSYMFOLLOW),
 }
-ROOTFS_PROPAGATION = {
-    "shared": MS_SHARED | MS_REC, "slave": MS_SLAVE | MS_REC, "private": MS_PRIVATE | MS_REC,
-    "unbindable": MS_UNBINDABLE | MS_REC,
-}
+# linux.rootfsPropagation → the flag applied to "/" before the mounts (runc's prepareRoot: rslave by default).
+ROOTFS_PROPAGATION = {"": MS_SLAVE | MS_REC, **PROPAGATION}
 
 DEFAULT_DEVICES = (  # path, major, minor (all "c", 0666), as runc creates them
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8),
@@ -100,16 +100,33 @@ class Step:
         return f"Step({self.op!r}, {self.label!r}, {self.args!r})"
 
 
+class MountSource:
+    """An id-mapped bind source the runtime makes for the child before the clone (ocirun.mountsrc): a
+    detached copy of `path` mapped through `idmap` (uid_map and gid_map texts, or the path of a user
+    namespace). Its fd goes into the MOUNT step's args[9]."""
+
+    __slots__ = ("step", "path", "recursive", "idmap", "idmap_recursive")
+
+    def __init__(self, step: Step, path: str, recursive: bool, idmap: tuple[str, str] | str,
+                 idmap_recursive: bool) -> None:
+        self.step = step
+        self.path = path
+        self.recursive = recursive
+        self.idmap = idmap
+        self.idmap_recursive = idmap_recursive
+
+
 class Plan:
     """Everything the C helper needs: the steps plus how to clone."""
 
-    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user")
+    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user", "mount_sources")
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.clone_flags = 0
         self.pidns_path = ""
         self.new_user = False
+        self.mount_sources: list[MountSource] = []
 
     def add(self, op: str, label: str, *args: int | str | bytes) -> None:
         self.steps.append(Step(op, label, *args))
@@ -166,25 +183,30 @@ def parse_mount_options(options: list[str], label: str) -> tuple[int, int, str, 
             s, c = RECURSIVE_ATTRS[o]
             attr_set = (attr_set | s) & ~c
             attr_clr |= c
-        elif o in ("idmap", "ridmap"):
-            raise OciError("config.json", f"{label}.options: {o}: idmapped mounts are not supported")
-        elif o == "tmpcopyup":
-            pass  # not a mount(2) option: _mount_steps copies the hidden directory into a tmpfs
+        elif o in ("tmpcopyup", "idmap", "ridmap"):
+            pass  # not mount(2) options: _mount_steps copies into a tmpfs, or id-maps a bind (MountSource)
         else:
             data.append(o)
     return flags, prop, ",".join(data), attr_set, attr_clr
 
 
-def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) -> None:
+def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict,
+                 userns_idmap: tuple[str, str] | str | None = None) -> bool:
+    """The steps of one mount; True when it is mounted read-write now and made read-only once the rootfs
+    is set up (runc's finalizeRootfs: a tmpfs, or /dev, still gets files and mounts under it).
+
+    `userns_idmap`: the container's user namespace as an id mapping (its maps, or the path of the one it
+    joins), what `idmap`/`ridmap` without mappings of their own map through."""
     flags, prop, data, aset, aclr = parse_mount_options(m.options, label)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
+    idmap = _mount_idmap(m, label, is_bind, userns_idmap)
     if m.type in ("proc", "sysfs") and not is_bind:
         want = "/proc" if m.type == "proc" else "/sys"
         if fspath.normpath(m.destination) != want:
             raise bad(f"{label}.destination", f"{m.type} may only be mounted at {want}")
     if m.type == "cgroup" and not is_bind:
         _cgroup_mount_steps(plan, m, label, flags, cgroup)
-        return
+        return False
     if is_bind:
         src = m.source if m.source.startswith("/") else fspath.join(bundle, m.source)
         try:
@@ -193,12 +215,49 @@ def _mount_steps(plan: Plan, m: Mount, label: str, bundle: str, cgroup: dict) ->
             raise bad(f"{label}.source", f"{src}: {e.strerror.lower()}") from None
         except ValueError:
             raise bad(f"{label}.source", f"{src!r}: contains a NUL byte") from None
-        plan.add("MOUNT", label, src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
-    else:
-        # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
-        # ignores it on other types.
-        op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
-        plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+        args = (src, m.destination, "", flags | MS_BIND, "", prop, kind, aset, aclr)
+        if idmap is not None:
+            # Mapped by the runtime on a detached copy it makes before the clone; the init attaches it.
+            st = Step("MOUNT", label, *args, -1, 2)
+            plan.steps.append(st)
+            plan.mount_sources.append(MountSource(st, src, bool(flags & MS_REC), idmap, "ridmap" in m.options))
+        elif userns_idmap is not None:
+            # From a user namespace (new or joined) the source may be out of reach (a 0700 parent owned by
+            # the host's root): when the init's bind is refused it asks the runtime to open it (runc's
+            # procMountPlease).
+            plan.add("MOUNT", label, *args, -1, 1)
+        else:
+            plan.add("MOUNT", label, *args)
+        return False
+    later_ro = bool(flags & MS_RDONLY) and (m.type == "tmpfs" or fspath.normpath(m.destination) == "/dev")
+    if later_ro:
+        flags &= ~MS_RDONLY
+    # tmpcopyup (podman --read-only's /tmp, /run): the tmpfs starts with the directory's contents; runc
+    # ignores it on other types.
+    op = "MOUNT_COPYUP" if m.type == "tmpfs" and "tmpcopyup" in m.options else "MOUNT"
+    plan.add(op, label, m.source, m.destination, m.type, flags, data, prop, 0, aset, aclr)
+    return later_ro
+
+
+def _map_text(maps: list) -> str:
+    return "".join(f"{x.container_id} {x.host_id} {x.size}\n" for x in maps)
+
+
+def _mount_idmap(m: Mount, label: str, is_bind: bool,
+                 userns_idmap: tuple[str, str] | str | None) -> tuple[str, str] | str | None:
+    """An id-mapped mount's mapping (runc 1.2's rules), or None when the mount is not id-mapped."""
+    flagged = "idmap" in m.options or "ridmap" in m.options
+    if not flagged and m.uid_mappings is None and m.gid_mappings is None:
+        return None
+    if not is_bind:
+        raise bad(label, "id-mapped mounts are only supported for bind mounts")
+    if m.uid_mappings is None and m.gid_mappings is None:
+        if userns_idmap is None:
+            raise bad(label, "id-mapped mounts must have both uidMappings and gidMappings (or a user namespace)")
+        return userns_idmap
+    if not m.uid_mappings or not m.gid_mappings:
+        raise bad(label, "id-mapped mounts must have both uidMappings and gidMappings")
+    return _map_text(m.uid_mappings), _map_text(m.gid_mappings)
 
 
 def _cgroup_mount_steps(plan: Plan, m: Mount, label: str, flags: int, cgroup: dict) -> None:
@@ -234,16 +293,23 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
     caps = p.capabilities
     nnp = p.no_new_privileges
+    if _needs_home(p.env):
+        # runc's prepareEnv: HOME from the container's passwd (read in the jail, before any filter is on).
+        plan.add("LOOKUP_HOME", "process.env", p.user.uid)
+    # Into the cwd while still privileged, as runc: a cwd the user may not search (/root for uid 1000) still
+    # works. Refused with EACCES, it is resolved now (before a profile can forbid openat2) and entered again
+    # once the user is set (a volume only its user may enter).
+    plan.add("CHDIR_TRY", "process.cwd", p.cwd)
     if caps is not None:
         plan.add("CAPS_BOUNDING", "process.capabilities.bounding", caps["bounding"])
-    if seccomp and not nnp and not seccomp[2]:
-        # Resolve the cwd before a profile can forbid openat2; the chdir itself comes after the user switch.
-        plan.add("OPEN_CWD", "process.cwd", p.cwd)
-        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
+    if seccomp and not nnp:
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges, a
+        # notify filter too (its listener fd goes to the runtime, which waits for it until the init is ready).
+        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1 if seccomp[2] else 0)
     u = p.user
     if caps is not None:
         plan.add("KEEPCAPS", "process.user", 1)
+    plan.add("CHOWN_STDIO", "process.user.uid", u.uid)  # runc's setupUser: before the ids change
     plan.add("SETGROUPS", "process.user.additionalGids", len(u.additional_gids), *u.additional_gids)
     plan.add("SETGID", "process.user.gid", u.gid)
     plan.add("SETUID", "process.user.uid", u.uid)
@@ -257,6 +323,12 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
         plan.add("NO_NEW_PRIVS", "process.noNewPrivileges")
 
 
+def _needs_home(env: list[str]) -> bool:
+    """No HOME, or an empty one (the last of duplicates counts), as runc decides it."""
+    home = next((e for e in reversed(env) if e.startswith("HOME=")), "")
+    return len(home) <= 5
+
+
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
                 seccomp: tuple[bytes, int, bool] | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
@@ -267,18 +339,22 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
             plan.add("WRITE_ATTR", label, path, value)
     path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
     plan.add("FIND_EXEC", "process.args", p.args[0], path)
-    if seccomp and seccomp[2]:
+    nnp = p.no_new_privileges
+    if seccomp and nnp and seccomp[2]:
         # A notify listener fd must reach the runtime, which is only there until create returns.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1)
     plan.add("CLOSE_FDS", "", 3 + preserve_fds)
     if listen_fd is not None:
         plan.add("WAIT_START", "", listen_fd)
-    for i, h in enumerate(start_hooks or ()):
-        _hook_step(plan, h, f"hooks.startContainer[{i}]")
-    if seccomp and p.no_new_privileges and not seccomp[2]:
-        # As late as possible, so the runtime's own syscalls are not filtered.
+    if seccomp and nnp and not seccomp[2]:
+        # As late as possible, so the runtime's own syscalls are not filtered; but before the startContainer
+        # hooks, which run under the container's filter as in runc and crun.
         plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
-    plan.add("EXEC", "process.args", len(p.args), *p.args, len(p.env), *p.env)
+    env = [e for e in p.env if not e.startswith("HOME=")] if _needs_home(p.env) else p.env  # the child adds it
+    for i, h in enumerate(start_hooks or ()):
+        # Without `env`: the process's, the HOME the child looked up included (HOOK_PROCESS_ENV), as runc.
+        _hook_step(plan, h, f"hooks.startContainer[{i}]", env, HOOK_STATE_CREATED | HOOK_PROCESS_ENV)
+    plan.add("EXEC", "process.args", len(p.args), *p.args, len(env), *env)
 
 
 def compile_create(
@@ -340,33 +416,36 @@ def compile_create(
         plan.add("PIVOT", "root.path", 2)
         _process_steps(plan, cfg, console_fd, no_new_keyring, seccomp, preserve_fds, listen_fd)
         return plan
-    plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation",
-             MS_PRIVATE if lx.rootfs_propagation == "private" else MS_SLAVE)
+    root_prop = ROOTFS_PROPAGATION[lx.rootfs_propagation]
+    if no_pivot and root_prop & MS_PRIVATE:
+        raise bad("linux.rootfsPropagation", f"{lx.rootfs_propagation} is not safe without pivot_root (--no-pivot)")
+    plan.add("PROPAGATE_ROOT", "linux.rootfsPropagation", root_prop)
     if lx.mount_label:
         from ocirun.lsm import check_mount_label
 
         check_mount_label(lx.mount_label)
-    plan.add("ROOTFS", "root.path", cfg.root_path, 1)
-    for i, m in enumerate(cfg.mounts):
-        _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {})
-    bind_devices = plan.new_user
-    devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
-    devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]
-    for path, typ, ma, mi, mode, uid, gid in devices:
-        label = "linux.devices" if (path, ma, mi) not in {(p, a, b) for p, a, b in DEFAULT_DEVICES} else ""
-        if bind_devices:
-            plan.add("BIND_DEV", label, path, path)
-        else:
-            plan.add("MKNOD", label, path, DEVICE_IFMT[typ] | mode, ma, mi, uid, gid)
-    for target, link in DEV_SYMLINKS:
-        plan.add("SYMLINK", "", target, link)
+    # The mount holding the rootfs must not be shared: pivot_root refuses it and the rootfs bind would
+    # propagate to the host (runc's rootfsParentMountPropagation).
+    plan.add("ROOTFS", "root.path", cfg.root_path, 1, MS_SLAVE if root_prop & MS_SLAVE else MS_PRIVATE)
+    user_ns = cfg.ns("user")
+    userns_idmap = None if user_ns is None else user_ns.path or (_map_text(lx.uid_mappings),
+                                                                _map_text(lx.gid_mappings))
+    remount_ro = [(f"mounts[{i}]", m.destination) for i, m in enumerate(cfg.mounts)
+                  if _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {}, userns_idmap)]
+    if not _dev_is_bound(cfg):
+        _dev_steps(plan, cfg)
     _hook_sync(plan, cfg)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
-    if lx.rootfs_propagation in ("shared", "unbindable"):
-        plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", ROOTFS_PROPAGATION[lx.rootfs_propagation])
+    if not root_prop & (MS_PRIVATE | MS_SLAVE):
+        # shared/unbindable apply to the new "/" too (private and slave are already in place), as runc.
+        plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", root_prop)
+    if fspath.normpath(cfg.process.cwd) != "/":
+        plan.add("MKDIR_CWD", "process.cwd", cfg.process.cwd)  # runc: MkdirAll(cwd, 0755) as root, in the jail
     if console_fd is not None:
         rows, cols = cfg.process.console_size or (0, 0)
         plan.add("CONSOLE", "process.terminal", console_fd, rows, cols)
+    for label, dest in remount_ro:  # /dev/console is bound by now
+        plan.add("REMOUNT_RO", label, dest)
     for k, v in sorted(lx.sysctl.items()):
         plan.add("SYSCTL", f"linux.sysctl.{k}", k, v)
     # After sysctls (they write /proc/sys, usually made read-only here), as runc orders them.
@@ -380,17 +459,59 @@ def compile_create(
     return plan
 
 
+def _dev_is_bound(cfg: Config) -> bool:
+    """A bind mount on /dev brings its own nodes: nothing is created in it (it may be the host's /dev)."""
+    return any(fspath.normpath(m.destination) == "/dev" and (m.type == "bind" or "bind" in m.options
+                                                             or "rbind" in m.options) for m in cfg.mounts)
+
+
+def _dev_steps(plan: Plan, cfg: Config) -> None:
+    """The default and configured device nodes (bound from the host in a user namespace) and /dev's links."""
+    lx = cfg.linux
+    bind_devices = plan.new_user
+    devices = [(p, "c", ma, mi, 0o666, 0, 0) for p, ma, mi in DEFAULT_DEVICES]
+    devices += [(d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid) for d in lx.devices]
+    for path, typ, ma, mi, mode, uid, gid in devices:
+        label = "linux.devices" if (path, ma, mi) not in {(p, a, b) for p, a, b in DEFAULT_DEVICES} else ""
+        if bind_devices:
+            plan.add("BIND_DEV", label, path, path)
+        else:
+            plan.add("MKNOD", label, path, DEVICE_IFMT[typ] | mode, ma, mi, uid, gid)
+    for target, link in DEV_SYMLINKS:
+        plan.add("SYMLINK", "", target, link)
+
+
 def _hook_sync(plan: Plan, cfg: Config) -> None:
     """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer."""
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
         plan.add("SYNC", "hooks", SYNC_HOOKS)
-    for i, h in enumerate(cfg.hooks.get("createContainer", ())):
-        _hook_step(plan, h, f"hooks.createContainer[{i}]")
+    hooks = cfg.hooks.get("createContainer", ())
+    if hooks:
+        # In the container's mount namespace before pivot_root, with the rootfs as cwd (runc): a relative path
+        # in a hook's args names a file in the container's root; the hook's own path resolves in the runtime's.
+        plan.add("CHDIR", "hooks.createContainer", "/")
+        env = None
+        if any(h.env is None for h in hooks):
+            from ocirun.hooks import runtime_env
+
+            # Without `env`, a hook whose path resolves in the runtime namespace gets the runtime's environment
+            # (as the runtime-side hooks do, and crun); the container process's env stays its own.
+            env = [k + b"=" + v for k, v in runtime_env().items()]
+        for i, h in enumerate(hooks):
+            _hook_step(plan, h, f"hooks.createContainer[{i}]", env, HOOK_STATE_CREATING)
 
 
-def _hook_step(plan: Plan, h, label: str) -> None:  # noqa: ANN001
-    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env."""
-    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(h.env), *h.env)
+def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) -> None:  # noqa: ANN001
+    """A hook the container's init runs itself (createContainer, startContainer): path, timeout, args, env,
+    and flags: which of the two states the runtime sent with the hooks go it reads on stdin, and whether its
+    env is the process's (which gets the HOME the init looked up).
+
+    `default_env` is the environment of a hook without `env` (startContainer: the process's, as runc)."""
+    if h.env is not None:
+        env, flags = h.env, flags & ~HOOK_PROCESS_ENV
+    else:
+        env = default_env or ()
+    plan.add("HOOK", label, h.path, h.timeout, len(h.args), *h.args, len(env), *env, flags)
 
 
 def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,

@@ -46,20 +46,58 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
     if not detach:
         forward_signals(child.pid)
     try:
-        lifecycle.start(o.root, o.cid, out.warn, created=data)
+        notify = lifecycle.start(o.root, o.cid, out.warn, created=data)
     except BaseException:
         if not detach:
+            _kill(child.pid)  # start may fail before its go (NOTIFY_SOCKET): the init would wait forever
             wait_status(child.pid)
         if not keep:
             lifecycle.delete(o.root, o.cid, True, out.warn)
         raise
     if ocirun.TRACER:
         ocirun.TRACER.flush()
+    waiting = _notify(notify, child.pid, detach, relay is not None, out) if notify is not None else None
     if detach:
         return 0
     if relay is not None:
         relay.run(child.pid)
+    if waiting is not None:
+        waiting.join()  # what the container said before it exited still reaches the host
     status = wait_status(child.pid)
     if not keep:
         lifecycle.delete(o.root, o.cid, True, out.warn)
     return status
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL our unreaped child (a failed exec has already exited: then this does nothing)."""
+    import posix
+
+    try:
+        posix.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _notify(notify, pid: int, detach: bool, terminal: bool, out: Output):  # noqa: ANN001, ANN202
+    """NOTIFY_SOCKET: relay the container's readiness. MAINPID is the container's init when we detach, else
+    ourselves: the service manager watches the process that stays (runc). With a terminal to relay too, the
+    wait runs beside it in a thread, which is returned."""
+    import posix
+
+    mainpid = pid if detach else posix.getpid()
+
+    def forward() -> None:
+        try:
+            notify.forward(mainpid)
+        except OciError as e:
+            out.warn(str(e))
+
+    if terminal and not detach:
+        import threading
+
+        t = threading.Thread(target=forward, daemon=True)
+        t.start()
+        return t
+    forward()
+    return None

@@ -7,7 +7,8 @@ Semantics follow runc/crun where the spec is silent:
   * rules whose action equals the default action are skipped (libseccomp rejects them);
   * several conditions on the same argument index become separate rules (OR), as in runc and crun;
   * SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD; ERRNO and TRACE default to EPERM;
-  * SCMP_ACT_NOTIFY may not be the default action nor be used for `write`, and needs `listenerPath`.
+  * SCMP_ACT_NOTIFY may not be the default action nor be used for `write`, and needs `listenerPath`;
+  * a syscall numbered above every one the profile names returns ENOSYS (ocirun/seccomp_enosys.py, as runc).
 """
 
 import posix
@@ -98,7 +99,7 @@ FLAGS: dict[str, int] = {
 BPF_MAXINSNS = 4096  # kernel limit for one seccomp filter
 _INSN_SIZE = 8  # sizeof(struct sock_filter)
 _BPF_RET = 0x06
-_CACHE_FORMAT = "1"  # bump when the compiler's output for the same input changes
+_CACHE_FORMAT = "2"  # bump when the compiler's output for the same input changes (2: the -ENOSYS stub)
 _U64_MAX = (1 << 64) - 1
 
 
@@ -141,13 +142,6 @@ class _Parsed:
     """Validated, normalised section: `key` covers everything that shapes the BPF and nothing else."""
 
     __slots__ = ("default", "archs", "rules", "flags", "notify", "listener_path", "listener_metadata", "key")
-
-
-def seccomp_wanted(section: object) -> bool:
-    """False when the config asks for no filter: absent, or (like runc) no defaultAction and no syscalls."""
-    if section is None:
-        return False
-    return not (type(section) is dict and not section.get("defaultAction") and not section.get("syscalls"))
 
 
 def _uint(value: object, what: str, maximum: int) -> int:
@@ -352,10 +346,47 @@ def _build(p: _Parsed, what: str) -> bytes:
             bpf = f.read()
     finally:
         posix.close(fd)
+    from ocirun import seccomp_enosys as enosys
+
+    if enosys.wanted(p.default):
+        # Syscalls newer than every one the profile names get ENOSYS, not the default action (runc's patchbpf).
+        names = [n for r in p.rules for n in r[1]]
+        last = enosys.last_syscalls(names, p.archs, pyseccomp.system_arch(), _direct_resolver(pyseccomp))
+        bpf = enosys.stub(last, sys.byteorder) + bpf
     if not _bpf_ok(bpf):
         why = f"compiled filter is invalid or too large ({len(bpf) // _INSN_SIZE} instructions)"
         raise OciError(what, why)
     return bpf
+
+
+def _direct_resolver(pyseccomp):  # noqa: ANN001, ANN202
+    """resolve_syscall, but a multiplexed syscall (socket on x86: libseccomp's pseudo-number -101) resolves to
+    the direct number the filter also matches (359), so the stub never answers ENOSYS for it (runc does)."""
+    import ctypes
+
+    resolve = pyseccomp.resolve_syscall
+    by_number = getattr(pyseccomp._libseccomp, "seccomp_syscall_resolve_num_arch", None)
+    if by_number is not None:
+        by_number.restype = ctypes.c_void_p
+        by_number.argtypes = [ctypes.c_uint32, ctypes.c_int]
+        free = ctypes.CDLL(None).free  # the name comes back malloc'd
+        free.argtypes = [ctypes.c_void_p]
+    direct: dict[int, dict[bytes, int]] = {}
+
+    def resolve_direct(token: int, name: str) -> int:
+        nr = resolve(token, name)
+        if nr >= -1 or by_number is None:
+            return nr
+        if token not in direct:  # (the direct numbers of multiplexed calls are below 1024 on every arch)
+            direct[token] = {}
+            for n in range(1024):
+                ptr = by_number(token, n)
+                if ptr:
+                    direct[token].setdefault(ctypes.string_at(ptr), n)
+                    free(ptr)
+        return direct[token].get(name.encode(), nr)
+
+    return resolve_direct
 
 
 def _bpf_ok(bpf: bytes) -> bool:

@@ -84,7 +84,8 @@ NS = "must be one of pid, network, mount, ipc, uts, user, cgroup, time"
     (sets("linux.sysctl", {"../x": "1"}), 'linux.sysctl["../x"]: invalid sysctl name "../x"'),
     (sets("linux.sysctl", {"kernel.shmmax": 1}), 'linux.sysctl["kernel.shmmax"]: must be a string, got integer 1'),
     (sets("linux.rootfsPropagation", "weird"),
-     'linux.rootfsPropagation: invalid value "weird": must be one of shared, slave, private, unbindable'),
+     'linux.rootfsPropagation: invalid value "weird": must be one of shared, slave, private, unbindable, rshared, '
+     "rslave, rprivate, runbindable"),
     (sets("linux.uidMappings", [{"containerID": 0, "hostID": 1, "size": 1}]),
      "linux.uidMappings: is set but linux.namespaces has no user namespace"),
     (lambda s: s["linux"]["namespaces"].append({"type": "user"}),

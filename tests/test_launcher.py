@@ -154,7 +154,8 @@ def test_runtime_maps_no_locale_and_the_container_gets_only_its_own_environment(
         if launcher_kind() == "embedded interpreter":
             assert os.readlink(f"/proc/{p.pid}/exe") == ocirun_cmd()[0]
         with open(f"/proc/{rt.state(b.id)['pid']}/environ", "rb") as f:
-            assert f.read().split(b"\0")[:-1] == [e.encode() for e in b.spec["process"]["env"]]
+            # config.json's, and HOME from the rootfs's passwd when it has none (as runc)
+            assert f.read().split(b"\0")[:-1] == [e.encode() for e in b.spec["process"]["env"]] + [b"HOME=/root"]
     finally:
         rt("kill", b.id, "KILL")
         p.wait(timeout=30)

@@ -68,20 +68,23 @@ def test_mount_options():
         ["ro", "nosuid", "rslave", "size=1m", "mode=755", "rro", "noexec", "exec"], "m")
     assert flags == plan.MS_RDONLY | plan.MS_NOSUID
     assert prop == plan.MS_SLAVE | plan.MS_REC and data == "size=1m,mode=755" and aset == plan.A_RDONLY
-    with pytest.raises(OciError, match="idmap"):
-        plan.parse_mount_options(["idmap"], "mounts[0]")
+    assert plan.parse_mount_options(["idmap", "ridmap", "tmpcopyup"], "m") == (0, 0, "", 0, 0)  # not mount(2)'s
 
 
 def test_seccomp_placement(tmp_path):
-    sec = (b"\0" * 8, 0, False)
-    c = cfg_for(tmp_path)
+    sec, notify = (b"\0" * 8, 0, False), (b"\0" * 8, 0, True)
+    c = cfg_for(tmp_path, lambda s: s.update(hooks={"startContainer": [{"path": "/bin/true"}]}))
     o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
-    assert o.index("WAIT_START") < o.index("SECCOMP") < o.index("EXEC")  # NNP: as late as possible
+    # NNP: as late as possible, but the startContainer hooks run under the filter (runc, crun)
+    assert o.index("WAIT_START") < o.index("SECCOMP") < o.index("HOOK") < o.index("EXEC")
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=notify))
+    assert o.index("SETUID") < o.index("SECCOMP") < o.index("WAIT_START")  # notify: the runtime takes the fd
     c.process.no_new_privileges = False
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
-    assert o.index("SECCOMP") < o.index("SETUID")  # needs CAP_SYS_ADMIN: before the drop
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, True)))
-    assert o.index("SECCOMP") < o.index("WAIT_START")  # notify: while the runtime is there for the fd
+    for s in (sec, notify):  # needs CAP_SYS_ADMIN: before the drop, a notify filter too
+        o = ops(plan.compile_create(c, listen_fd=5, seccomp=s))
+        assert o.count("SECCOMP") == 1 and o.index("SECCOMP") < o.index("SETUID") < o.index("HOOK")
+        assert [st.args[2] for st in plan.compile_create(c, listen_fd=5, seccomp=s).steps
+                if st.op == "SECCOMP"] == [int(s[2])]
 
 
 def test_encode_is_accepted_by_the_c_parser(tmp_path):
@@ -119,3 +122,135 @@ def test_lsm_without_host_support(tmp_path):
         pytest.skip("host has AppArmor")
     with pytest.raises(OciError, match="AppArmor is not enabled on this host"):
         plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+
+
+@pytest.mark.parametrize("prop, root, parent, newroot", [
+    ("", plan.MS_SLAVE | plan.MS_REC, plan.MS_SLAVE, None),
+    ("rshared", plan.MS_SHARED | plan.MS_REC, plan.MS_PRIVATE, plan.MS_SHARED | plan.MS_REC),
+    ("shared", plan.MS_SHARED, plan.MS_PRIVATE, plan.MS_SHARED),
+    ("rslave", plan.MS_SLAVE | plan.MS_REC, plan.MS_SLAVE, None),
+    ("private", plan.MS_PRIVATE, plan.MS_PRIVATE, None),
+    ("runbindable", plan.MS_UNBINDABLE | plan.MS_REC, plan.MS_PRIVATE, plan.MS_UNBINDABLE | plan.MS_REC),
+])
+def test_rootfs_propagation_steps(tmp_path, prop, root, parent, newroot):
+    """runc's order: the flag on / first, the rootfs's own mount private (slave for slave), and shared or
+    unbindable again on the new / after pivot_root."""
+    def m(s: dict) -> None:
+        if prop:
+            s["linux"]["rootfsPropagation"] = prop
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    by_op = {s.op: s.args for s in p.steps}
+    assert by_op["PROPAGATE_ROOT"] == (root,)
+    assert by_op["ROOTFS"][1:] == (1, parent)
+    assert by_op.get("PROPAGATE_NEWROOT") == (None if newroot is None else (newroot,))
+    assert ops(p).index("PROPAGATE_ROOT") < ops(p).index("ROOTFS") < ops(p).index("PIVOT")
+
+
+def test_private_rootfs_propagation_needs_pivot_root(tmp_path):
+    c = cfg_for(tmp_path, lambda s: s["linux"].update(rootfsPropagation="rprivate"))
+    with pytest.raises(OciError, match="not safe without pivot_root"):
+        plan.compile_create(c, listen_fd=5, no_pivot=True)
+    assert "PIVOT" in ops(plan.compile_create(c, listen_fd=5, no_pivot=False))
+
+
+def test_read_only_tmpfs_and_dev_are_remounted_after_setup(tmp_path):
+    def m(s: dict) -> None:
+        next(x for x in s["mounts"] if x["destination"] == "/dev")["options"].append("ro")
+        s["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]})
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5, console_fd=7)
+    mounts = {s.args[1]: s for s in p.steps if s.op == "MOUNT"}
+    assert not mounts["/dev"].args[3] & plan.MS_RDONLY and not mounts["/data"].args[3] & plan.MS_RDONLY
+    assert mounts["/sys"].args[3] & plan.MS_RDONLY  # only tmpfs and /dev wait
+    remounts = [s.args[0] for s in p.steps if s.op == "REMOUNT_RO"]
+    assert remounts == ["/dev", "/data"]
+    o = ops(p)
+    assert o.index("SYMLINK") < o.index("PIVOT") < o.index("CONSOLE") < o.index("REMOUNT_RO") < o.index("MASK")
+
+
+def test_bound_dev_gets_no_device_steps(tmp_path):
+    def m(s: dict) -> None:
+        s["mounts"] = [x for x in s["mounts"] if not x["destination"].startswith("/dev")]
+        s["mounts"].append({"destination": "/dev/", "type": "none", "source": "/dev", "options": ["rbind"]})
+    o = ops(plan.compile_create(cfg_for(tmp_path, m), listen_fd=5))
+    assert "MKNOD" not in o and "SYMLINK" not in o and "BIND_DEV" not in o
+
+
+def test_cwd_steps(tmp_path):
+    """runc's order: cwd created after pivot_root (before / turns read-only), entered before the user switch
+    and again after it; no creation when the cwd is / and none for exec."""
+    c = cfg_for(tmp_path, lambda s: s["process"].update(cwd="/work"))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    assert o.index("PIVOT") < o.index("MKDIR_CWD") < o.index("ROOT_READONLY")
+    assert o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR") < o.index("EXEC")
+    assert "OPEN_CWD" not in o and "MKDIR_CWD" not in ops(plan.compile_create(cfg_for(tmp_path), listen_fd=5))
+    c.process.no_new_privileges = False
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    assert o.index("CHDIR_TRY") < o.index("SECCOMP") < o.index("SETUID")  # resolved before a filter is on
+    o = ops(plan.compile_exec(c.process, []))
+    assert "MKDIR_CWD" not in o and o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR")
+
+
+@pytest.mark.parametrize("env, lookup", [
+    ([], True), (["HOME="], True), (["HOME=/a", "HOME="], True), (["HOME=/a"], False), (["HOME=", "HOME=/b"], False),
+])
+def test_home_lookup_when_env_has_none(tmp_path, env, lookup):
+    c = cfg_for(tmp_path, lambda s: s["process"].update(env=["PATH=/bin", *env], user={"uid": 7, "gid": 7}))
+    p = plan.compile_create(c, listen_fd=5)
+    steps = {s.op: s.args for s in p.steps}
+    exec_env = list(steps["EXEC"][steps["EXEC"][0] + 2:])
+    if lookup:
+        assert steps["LOOKUP_HOME"] == (7,) and exec_env == ["PATH=/bin"]  # the child appends HOME
+        assert ops(p).index("PIVOT") < ops(p).index("LOOKUP_HOME") < ops(p).index("SETUID")
+    else:
+        assert "LOOKUP_HOME" not in steps and exec_env == ["PATH=/bin", *env]
+    assert c.process.env == ["PATH=/bin", *env]  # compiling does not change the process
+
+
+def test_stdio_is_chowned_before_the_user_switch(tmp_path):
+    c = cfg_for(tmp_path, lambda s: s["process"].update(user={"uid": 1000, "gid": 1000}))
+    for p in (plan.compile_create(c, listen_fd=5, console_fd=7), plan.compile_exec(c.process, [], console_fd=7)):
+        o = ops(p)
+        assert o.index("CONSOLE") < o.index("CHOWN_STDIO") < o.index("SETGROUPS") < o.index("SETUID")
+        assert next(s.args for s in p.steps if s.op == "CHOWN_STDIO") == (1000,)
+
+
+def test_bind_sources_for_user_namespaces_and_id_mappings(tmp_path):
+    """A plain bind: 9 args. In a user namespace: mode 1 (ask the runtime when refused). Id-mapped: mode 2 and
+    a MountSource the runtime fills before the clone, with the mount's own or the container's mapping."""
+    src = str(tmp_path)
+
+    def m(s: dict) -> None:
+        s["mounts"] += [
+            {"destination": "/a", "type": "bind", "source": src, "options": ["rbind"]},
+            {"destination": "/b", "type": "bind", "source": src, "options": ["bind"],
+             "uidMappings": [{"containerID": 0, "hostID": 5, "size": 2}],
+             "gidMappings": [{"containerID": 1, "hostID": 7, "size": 3}]},
+            {"destination": "/c", "type": "bind", "source": src, "options": ["rbind", "ridmap"]},
+        ]
+    mounts = lambda p: {s.args[1]: s.args for s in p.steps if s.op == "MOUNT"}  # noqa: E731
+    with pytest.raises(OciError, match=r"mounts\[9\]: .*\(or a user namespace\)"):
+        plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+
+    def plain(s: dict) -> None:
+        m(s)
+        s["mounts"].pop()
+    p = plan.compile_create(cfg_for(tmp_path, plain), listen_fd=5)
+    assert len(mounts(p)["/a"]) == 9 and mounts(p)["/b"][9:] == (-1, 2)
+    assert [(ms.path, ms.recursive, ms.idmap, ms.idmap_recursive) for ms in p.mount_sources] == [
+        (src, False, ("0 5 2\n", "1 7 3\n"), False)]
+
+    def userns(s: dict) -> None:
+        m(s)
+        s["linux"]["namespaces"].append({"type": "user"})
+        s["linux"]["uidMappings"] = s["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    p = plan.compile_create(cfg_for(tmp_path, userns), listen_fd=5)
+    assert mounts(p)["/a"][9:] == (-1, 1) and mounts(p)["/c"][9:] == (-1, 2)
+    assert [(ms.step.args[1], ms.recursive, ms.idmap, ms.idmap_recursive) for ms in p.mount_sources] == [
+        ("/b", False, ("0 5 2\n", "1 7 3\n"), False), ("/c", True, ("0 1000 10\n", "0 1000 10\n"), True)]
+    executor_check(p)
+
+
+def executor_check(p: plan.Plan) -> None:
+    from ocirun import executor
+
+    executor.check(p)

@@ -36,8 +36,8 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def run_filtered(s: sc.Seccomp, call: str, *args: int, in_thread: bool = False, close_listener: bool = False):
-    """Fork; in the child load `s` exactly as the executor will, then make one raw syscall.
+def run_filtered(s: sc.Seccomp, call: str | int, *args: int, in_thread: bool = False, close_listener: bool = False):
+    """Fork; in the child load `s` exactly as the executor will, then make one raw syscall (a name or number).
 
     Returns ("exit", (ret, errno)) when the child reported, or ("signal", signo) when it was killed.
     With in_thread the syscall runs in a fresh pthread (no Python in it) and the child reports after
@@ -46,7 +46,7 @@ def run_filtered(s: sc.Seccomp, call: str, *args: int, in_thread: bool = False, 
     buf = ctypes.create_string_buffer(s.bpf, len(s.bpf))
     prog = SockFprog(len(s.bpf) // 8, ctypes.addressof(buf))
     cargs = [ctypes.c_long(a) for a in args]
-    number = nr(call)
+    number = call if isinstance(call, int) else nr(call)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
@@ -252,12 +252,14 @@ def test_unknown_syscall_names_are_ignored_like_runc():
 
 
 def test_rule_equal_to_default_action_is_skipped():
+    """libseccomp gets no rule for it (it would refuse one); its name still counts for the -ENOSYS stub."""
     section = {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.EXDEV,
         "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV}],
     }
-    assert sc.compile_seccomp(section).bpf == sc.compile_seccomp({**section, "syscalls": []}).bpf
+    with_rule, without = sc.compile_seccomp(section).bpf, sc.compile_seccomp({**section, "syscalls": []}).bpf
+    assert with_rule.endswith(without) and len(with_rule) > len(without)
 
 
 def test_architectures_are_added_to_the_filter():
@@ -409,15 +411,6 @@ def test_seccomp_unavailable_is_an_oci_error(monkeypatch):
     with pytest.raises(OciError) as ei:
         sc.compile_seccomp(deny(["getcwd"]))
     assert ei.value.what == "linux.seccomp" and "not available" in ei.value.why
-
-
-def test_seccomp_wanted():
-    assert not sc.seccomp_wanted(None)
-    assert not sc.seccomp_wanted({})
-    assert not sc.seccomp_wanted({"defaultAction": "", "syscalls": []})
-    assert sc.seccomp_wanted({"defaultAction": A})
-    assert sc.seccomp_wanted({"syscalls": [{"names": ["x"], "action": A}]})
-    assert sc.seccomp_wanted([])  # malformed: let compile_seccomp report it
 
 
 # ---- cache ----------------------------------------------------------------------------------------------

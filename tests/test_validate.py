@@ -253,6 +253,11 @@ def test_minimal_config_without_process_is_valid() -> None:
     assert validate.validate_config({"ociVersion": "1.0.0", "root": {"path": "rootfs"}}) == []
 
 
+@pytest.mark.parametrize("value", ["rshared", "rslave", "rprivate", "runbindable"])
+def test_recursive_rootfs_propagation_is_valid_as_create_takes_it(value: str) -> None:
+    assert validate.validate_config(mutated(_set("linux.rootfsPropagation", value))) == []
+
+
 def test_user_namespace_joined_by_path_needs_no_mappings() -> None:
     config = mutated(lambda c: c["linux"]["namespaces"].append({"type": "user", "path": "/proc/1/ns/user"}))
     assert validate.validate_config(config) == []
@@ -326,8 +331,9 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("bad namespace", _set("linux.namespaces.2.type", "foo"),
      'linux.namespaces[2].type: invalid value "foo": must be one of pid, network, mount, ipc, uts, user, '
      "cgroup, time"),
-    ("bad rootfsPropagation", _set("linux.rootfsPropagation", "rshared"),
-     'linux.rootfsPropagation: invalid value "rshared": must be one of shared, slave, private, unbindable'),
+    ("bad rootfsPropagation", _set("linux.rootfsPropagation", "recursive"),
+     'linux.rootfsPropagation: invalid value "recursive": must be one of shared, slave, private, unbindable, '
+     "rshared, rslave, rprivate, runbindable"),
     ("bad device type", _set("linux.devices", [{"type": "x", "path": "/dev/x"}]),
      'linux.devices[0].type: invalid value "x": must be one of c, b, u, p'),
     ("bad seccomp action", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_DENY"}),

@@ -258,8 +258,17 @@ static int run_python(int argc, char **argv, const char *code) {
     for (int i = 1; i < argc; i++)
         args[i + 3] = argv[i];
     /* The C locale: the interpreter then maps no locale archive (128 KiB of RSS and a few syscalls) and, by
-     * PEP 540, still speaks UTF-8; libc's error strings are the English ones runc prints. Nothing the
-     * runtime starts inherits our environment: the container and hooks get theirs from config.json. */
+     * PEP 540, still speaks UTF-8; libc's error strings are the English ones runc prints. The container gets
+     * its environment from config.json, but hooks without `env` get the caller's: _OCIRUN_LC_ALL keeps what
+     * LC_ALL was ("=value", or "" when unset) for ocirun.hooks.runtime_env to put back. */
+    const char *lc = getenv("LC_ALL");
+    char *saved = malloc(lc ? strlen(lc) + 2 : 1);
+    if (saved) {
+        saved[0] = 0;
+        if (lc)
+            sprintf(saved, "=%s", lc);
+        setenv("_OCIRUN_LC_ALL", saved, 1);
+    }
     setenv("LC_ALL", "C", 1);
     execv(OCIRUN_PYTHON, args);
     fprintf(stderr, "ocirun: exec %s: %m\n", OCIRUN_PYTHON);

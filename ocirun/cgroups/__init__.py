@@ -117,13 +117,19 @@ def detect_mode() -> str:
     return "v1"
 
 
-def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> Manager:
-    """A manager for `cgroups_path` (see paths.py for the runc rules); nothing is created yet."""
+def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
+                 annotations: dict | None = None) -> Manager:
+    """A manager for `cgroups_path` (see paths.py for the runc rules); nothing is created yet.
+    `annotations` (the config's) give the systemd driver its org.systemd.property.* unit properties."""
     from ocirun.cgroups import paths
 
     paths.check_systemd(cgroups_path, systemd)
-    inner = paths.resolve_inner(cgroups_path, container_id)
     mode = detect_mode()
+    if systemd:
+        from ocirun.cgroups.systemd import SystemdManager, default_user
+
+        return SystemdManager.open(cgroups_path, container_id, mode, user=default_user(), annotations=annotations)
+    inner = paths.resolve_inner(cgroups_path, container_id)
     if mode == "v2":
         from ocirun.cgroups.v2 import V2Manager
 
@@ -137,6 +143,10 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
 
 def from_state(data: dict) -> Manager:
     """Rebuild the manager that to_state() described."""
+    if data.get("driver") == "systemd":
+        from ocirun.cgroups.systemd import SystemdManager
+
+        return SystemdManager.from_state(data)
     mode = data.get("mode")
     if mode == "v2":
         from ocirun.cgroups.v2 import V2Manager

@@ -6,7 +6,7 @@ cgroupsPath rules (runc's fs/fs2 drivers):
     caller's cgroup (the caller's own cgroup usually has tasks, so it cannot get child controllers);
   * unset: runc sets Name=<id> with no Parent, i.e. the relative path "<id>" -> same rules as relative.
     We do the same, so a runtime started from the root cgroup puts containers at "/<id>".
-  * "slice:prefix:name" is the systemd driver's syntax; without systemd it is refused.
+  * "slice:prefix:name" is the systemd driver's syntax (parse_systemd); without the driver it is refused.
 """
 
 
@@ -36,7 +36,7 @@ def is_systemd_path(path: str | None) -> bool:
 
 
 def check_systemd(path: str | None, systemd: bool) -> None:
-    """The systemd driver needs a running systemd; refuse early and say so."""
+    """A slice:prefix:name path needs the systemd driver, and the driver needs a running systemd."""
     if not (systemd or is_systemd_path(path)):
         return
     if not fspath.isdir("/run/systemd/system"):
@@ -45,7 +45,50 @@ def check_systemd(path: str | None, systemd: bool) -> None:
             "systemd cgroup driver needs systemd running (/run/systemd/system is missing); "
             "use a plain path such as \"/mygroup/<id>\" with the cgroupfs driver",
         )
-    raise OciError("cgroupsPath", "the systemd cgroup driver is not implemented; use the cgroupfs driver")
+    if not systemd:
+        raise OciError("cgroupsPath", f"{path!r} is systemd's slice:prefix:name syntax: it needs the systemd "
+                       "cgroup driver (--systemd-cgroup)")
+
+
+def parse_systemd(path: str | None, container_id: str, default_slice: str) -> tuple[str, str, str]:
+    """(slice, unit name, slice's cgroup path) of runc's systemd cgroupsPath "slice:prefix:name".
+
+    Unset: `default_slice` and "ocirun-<id>.scope" (runc: "runc-<id>.scope"); an empty slice field is the
+    default slice too. The unit is "<prefix>-<name>.scope" as in runc's getUnitName.
+    """
+    if not path:
+        if not container_id or "/" in container_id:
+            raise OciError("container id", f"{container_id!r} cannot name a systemd unit")
+        slice_, prefix, name = default_slice, "ocirun", container_id
+    else:
+        parts = path.split(":")
+        if len(parts) != 3:
+            raise OciError("cgroupsPath", "expected cgroupsPath to be of format \"slice:prefix:name\" for "
+                           f"systemd cgroups, got {path!r} instead")
+        slice_, prefix, name = parts
+        slice_ = slice_ or default_slice
+    if not name or "/" in prefix or "/" in name or "\0" in prefix + name:
+        raise OciError("cgroupsPath", f"{path!r}: the name must be set, and neither prefix nor name may contain \"/\"")
+    if name.endswith(".slice"):
+        raise OciError("cgroupsPath", f"{path!r} names a slice: a container's unit is a scope")
+    return slice_, f"{prefix}-{name}.scope", expand_slice(slice_)
+
+
+def expand_slice(slice_: str) -> str:
+    """systemd's slice hierarchy from its name: "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice", "-.slice"
+    -> "/" (runc's ExpandSlice, the same validation)."""
+    if not slice_.endswith(".slice") or len(slice_) <= len(".slice") or "/" in slice_:
+        raise OciError("cgroupsPath", f"invalid slice name: {slice_!r}")
+    stem = slice_[: -len(".slice")]
+    if stem == "-":
+        return "/"
+    out, prefix = "", ""
+    for comp in stem.split("-"):
+        if not comp:
+            raise OciError("cgroupsPath", f"invalid slice name: {slice_!r}")
+        out += f"/{prefix}{comp}.slice"
+        prefix += comp + "-"
+    return out
 
 
 def _unescape(s: str) -> str:

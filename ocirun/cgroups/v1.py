@@ -83,12 +83,14 @@ class V1Manager(Manager):
                 rel = d[len(mnt):] if d.startswith(mnt.rstrip("/") + "/") else None
                 if rel is None:
                     raise OciError(d, f"is not below the {ctrl} mount {mnt}")
-                hook = _cpuset_inherit if ctrl == "cpuset" else None
+                fill = _CpusetFill() if ctrl == "cpuset" else None
                 tr = ocirun.TRACER
                 t = tr and tr.now()
                 try:
-                    made, self._fds[d] = fsutil.mkdir_open(mnt, fsutil.split_inner(rel), on_new=hook)
+                    made, self._fds[d] = fsutil.mkdir_open(mnt, fsutil.split_inner(rel), before_level=fill)
                     created += made
+                    if fill is not None:
+                        fill(self._fds[d])
                 except OSError as e:
                     raise OciError(d, f"creating cgroup: {posix.strerror(e.errno or 5)}") from e
                 if tr:
@@ -214,8 +216,26 @@ class V1Manager(Manager):
         return 0
 
 
-def _cpuset_inherit(parent_fd: int, child_fd: int, _path: str) -> None:
-    """A new v1 cpuset starts with empty cpus/mems, which refuses tasks: copy the parent's (runc does)."""
-    for name in ("cpuset.cpus", "cpuset.mems"):
-        if fsutil.read_at(child_fd, name).strip() == "":
-            fsutil.write_at(child_fd, name, fsutil.read_at(parent_fd, name).strip() or "\n")
+class _CpusetFill:
+    """Fill empty v1 cpuset.cpus/mems on the way down, from the nearest ancestor that has them.
+
+    A v1 cpuset starts with empty cpus and mems and refuses tasks (ENOSPC) until both are set. A level made
+    by a plain mkdir (not by a runtime) stays empty, so copying only from the immediate parent would copy
+    nothing: like runc's cpuset ensureParent, every level from the root to the leaf, existing or new, gets
+    the values of the nearest ancestor above it. Called with each level's fd, root first (mkdir_open's
+    before_level), then with the leaf's.
+    """
+
+    __slots__ = ("cpus", "mems")
+
+    def __init__(self) -> None:
+        self.cpus = self.mems = ""
+
+    def __call__(self, fd: int) -> None:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            have = fsutil.read_at(fd, name).strip()
+            inherited = getattr(self, name[7:])
+            if not have and inherited:
+                fsutil.write_at(fd, name, inherited)
+                have = inherited
+            setattr(self, name[7:], have)

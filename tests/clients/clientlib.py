@@ -66,10 +66,11 @@ class Podman:
         self.env = env
         self.runtime_name = "ocirun"
         self.runtime = ""
+        self.cgroup_manager = "cgroupfs"  # "systemd": podman passes --systemd-cgroup and slice:prefix:name paths
 
     def __call__(self, *args: str, timeout: float = 60, check: bool = False, stdin: bytes = b"") -> Result:
         argv = ["podman", "--root", f"{self.base}/storage", "--runroot", f"{self.base}/runroot",
-                "--storage-driver", "vfs", "--tmpdir", f"{self.base}/tmp", "--cgroup-manager", "cgroupfs",
+                "--storage-driver", "vfs", "--tmpdir", f"{self.base}/tmp", "--cgroup-manager", self.cgroup_manager,
                 "--events-backend", "file"]
         if self.runtime:
             argv += ["--runtime", self.runtime]

@@ -170,3 +170,43 @@ def test_stats_and_kill(podman: Podman) -> None:
     podman("kill", name, check=True)
     wait_for(lambda: status(podman, name) == "exited", what=f"{name} to exit")
     assert inspect(podman, name)["State"]["ExitCode"] == 137
+
+
+@pytest.mark.parametrize("mode", ["container", "conmon"])
+def test_sdnotify(podman: Podman, mode: str) -> None:
+    """--sdnotify=container: podman binds conmon's proxy socket on /run/notify and sets NOTIFY_SOCKET in the
+    config (it unsets its own for the runtime); the container's READY=1 reaches podman's NOTIFY_SOCKET.
+    --sdnotify=conmon: conmon says READY=1 itself once the container runs (and `start` must not wait)."""
+    import socket
+    import sys
+    import tempfile
+    import time
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+    from sidebyside import SDNOTIFY_C, static_program
+
+    helper = static_program("sdnotify", SDNOTIFY_C)
+    d = tempfile.mkdtemp(prefix="ocirun-ntf-", dir="/tmp")
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    host.bind(f"{d}/notify.sock")
+    host.settimeout(30)
+    saved = podman.env
+    podman.env = dict(saved, NOTIFY_SOCKET=f"{d}/notify.sock")
+    try:
+        name = podman.name()
+        script = 'sdnotify "STATUS=up" && sdnotify READY=1 && exec sleep 1000' if mode == "container" else "sleep 1000"
+        r = podman("run", "-d", "--name", name, f"--sdnotify={mode}", "-v", f"{helper}:/bin/sdnotify:ro", IMAGE,
+                   "sh", "-c", script, timeout=60)
+        assert r.returncode == 0, r
+        lines: list[str] = []
+        end = time.monotonic() + 30
+        while "READY=1" not in lines and time.monotonic() < end:
+            lines += [ln for ln in host.recv(4096).decode().split("\n") if ln]
+        assert "READY=1" in lines, lines  # (conmon sends its own MAINPID, in its own datagram)
+        assert status(podman, name) == "running"
+    finally:
+        podman.env = saved
+        host.close()
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)

@@ -41,7 +41,8 @@ mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work 
 # /run is a tmpfs in the guest anyway; use it to carry stage 2 across switch_root.
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /newroot/run || die "tmpfs on /run"
 mkdir -p /newroot/run/ocirun-vm/out
-cp /bin/busybox /stage2.sh /vm.env /newroot/run/ocirun-vm/ || die "copy stage 2"
+cp /bin/busybox /stage2.sh /guest-systemd.sh /guest-systemd-run.sh /vm.env /newroot/run/ocirun-vm/ ||
+	die "copy stage 2"
 
 umount /proc /sys /dev
 # shellcheck disable=SC2093 # die only runs if the exec itself fails

@@ -12,6 +12,11 @@ CONTROLLERS="cpuset cpu io memory hugetlb pids rdma misc"
 
 say() { echo "ocirun-vm: $*"; }
 
+# systemd as PID 1 instead (run-cgroup2.sh --systemd): it mounts the API filesystems itself.
+# shellcheck source=/dev/null # written by run-cgroup2.sh
+. $VMDIR/vm.env
+[ "$VM_INIT" != systemd ] || exec $BB sh $VMDIR/guest-systemd.sh
+
 finish() {
 	say "exit status $1"
 	[ -d "$VMDIR/out" ] && echo "$1" >"$VMDIR/out/rc"
@@ -35,8 +40,6 @@ $BB ln -sf pts/ptmx /dev/ptmx
 mnt tmpfs tmpfs /dev/shm nosuid,nodev,mode=1777
 mnt mqueue mqueue /dev/mqueue nosuid,nodev,noexec
 mnt hugetlbfs hugetlbfs /dev/hugepages nosuid,nodev
-# shellcheck source=/dev/null # written by run-cgroup2.sh
-. $VMDIR/vm.env
 # A fresh /tmp, unless the project itself is under the host's /tmp (a CI clone):
 # then /tmp stays the overlay's, writable all the same.
 case "$VM_WORKDIR/" in

@@ -5,7 +5,11 @@
 # this project are used as they are. Prints the guest's console, exits with the
 # guest command's exit status (125: the guest broke, 124: timeout).
 #
-# usage: tests/vm/run-cgroup2.sh [pytest args...]      (default: -m cgroup2 tests)
+# usage: tests/vm/run-cgroup2.sh [--systemd [--hybrid]] [pytest args...]
+#        (default: -m cgroup2 tests; with --systemd: -m systemd tests)
+#        --systemd   boot systemd as PID 1 (guest-systemd.sh): dbus, logind, a test user with subuids;
+#                    the tests run in ocirun-vm-tests.service
+#        --hybrid    with --systemd: systemd's hybrid layout (v1 controllers + cgroup2 at .../unified)
 # env:   CGROUP2_WORKDIR  project dir, cwd of the tests in the guest (default: repo root)
 #        CGROUP2_TIMEOUT  hard limit for the whole VM run in seconds (default 1200)
 #        CGROUP2_CMD      run this shell command instead of pytest (debugging)
@@ -24,7 +28,20 @@ timeout_s=${CGROUP2_TIMEOUT:-1200}
 mem=${CGROUP2_MEM:-2048}
 cpus=${CGROUP2_CPUS:-2}
 kcache=${CGROUP2_KERNEL_CACHE:-/var/cache/ocirun-cgroup2-vm}
-[ $# -gt 0 ] || set -- -m cgroup2 tests
+init=busybox
+layout=v2
+while [ $# -gt 0 ]; do
+	case $1 in
+	--systemd) init=systemd ;;
+	--hybrid) layout=hybrid ;;
+	*) break ;;
+	esac
+	shift
+done
+[ "$layout" = v2 ] || [ "$init" = systemd ] || { echo "run-cgroup2: --hybrid needs --systemd" >&2; exit 125; }
+if [ $# -eq 0 ]; then
+	if [ "$init" = systemd ]; then set -- -m systemd tests; else set -- -m cgroup2 tests; fi
+fi
 
 log() { echo "run-cgroup2: $*" >&2; }
 die() { log "error: $*"; exit 125; }
@@ -45,6 +62,13 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 # The initramfs needs a static busybox (it also provides cpio for building it).
 if ! { [ -x /bin/busybox ] && ! LC_ALL=C ldd /bin/busybox >/dev/null 2>&1; }; then
 	need+=(busybox-static)
+fi
+# systemd mode: PID 1, the buses, user sessions, and the clients the guest runs (it has no network:
+# what it needs must be on the host's root).
+if [ "$init" = systemd ]; then
+	for p in systemd dbus dbus-user-session libpam-systemd uidmap podman conmon containerd runc; do
+		dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+	done
 fi
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
@@ -117,6 +141,7 @@ cp /bin/busybox "$ird/bin/busybox"
 mknod "$ird/dev/console" c 5 1 2>/dev/null || true
 install -m 0755 "$here/guest-init.sh" "$ird/init"
 cp "$here/guest-stage2.sh" "$ird/stage2.sh"
+cp "$here/guest-systemd.sh" "$here/guest-systemd-run.sh" "$ird/"
 
 # The modules to mount a 9p root under an overlay, with their dependencies in load order.
 declare -A seen=()
@@ -164,6 +189,8 @@ else
 fi
 {
 	echo "VM_WORKDIR=$(q "$workdir")"
+	echo "VM_INIT=$init"
+	echo "VM_LAYOUT=$layout"
 	echo "VM_CMDLINE=$(q "${cmd[*]}")"
 	# Modules for modprobe in the guest when the kernel is not the one installed in /lib/modules.
 	[ "$moddir" = "/lib/modules/$kver" ] || echo "VM_MODULES=$(q "$moddir")"
@@ -197,7 +224,14 @@ tcg) accelargs=(-accel tcg,thread=multi -cpu "${CGROUP2_TCG_CPU:-max}") ;;
 *) die "CGROUP2_ACCEL must be kvm or tcg" ;;
 esac
 mkdir -p "$tmp/out"
-log "kernel $kver ($accel, $cpus vCPUs, $mem MiB), workdir $workdir, timeout ${timeout_s}s"
+# Pure v2 unless systemd is asked for its hybrid layout (which needs the v1 controllers).
+if [ "$layout" = hybrid ]; then
+	cgargs="systemd.unified_cgroup_hierarchy=0"
+else
+	cgargs="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+fi
+[ "$init" = busybox ] || cgargs="$cgargs systemd.show_status=0 systemd.log_level=notice"
+log "kernel $kver ($accel, $cpus vCPUs, $mem MiB, init $init, cgroups $layout), workdir $workdir, timeout ${timeout_s}s"
 log "guest runs: ${cmd[*]}"
 
 start=$(date +%s.%N)
@@ -207,7 +241,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -no-user-config -display none -no-reboot \
 	"${accelargs[@]}" -smp "$cpus" -m "$mem" \
 	-kernel "$vmlinuz" -initrd "$tmp/initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 quiet cgroup_no_v1=all mitigations=off ${CGROUP2_APPEND:-}" \
+	-append "console=ttyS0 panic=-1 quiet $cgargs mitigations=off ${CGROUP2_APPEND:-}" \
 	-chardev stdio,id=con,signal=on -serial chardev:con \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
