@@ -216,9 +216,9 @@ class Mount:
             if d.get(key) is not None:
                 maps = r.each(IdMap, d[key], f"{path}.{key}")
                 setattr(self, "uid_mappings" if key == "uidMappings" else "gid_mappings", maps)
-        for have, need in (("uidMappings", "gidMappings"), ("gidMappings", "uidMappings")):
-            if d.get(have) is not None and not d.get(need):  # (the plan needs both, or neither)
-                r.fault(f"{path}.{need}", f"is required when {have} is set")
+        given = [d.get(k) is not None for k in ("uidMappings", "gidMappings")]
+        if any(given) and not (d.get("uidMappings") and d.get("gidMappings")):  # (the plan's words for it)
+            r.fault(path, "id-mapped mounts must have both uidMappings and gidMappings")
 
 
 class User:

@@ -67,7 +67,7 @@ NS = "must be one of pid, network, mount, ipc, uts, user, cgroup, time"
     (lambda s: s["mounts"].append({"destination": "rel"}),
      'mounts[7].destination: must be an absolute path, got "rel"'),
     (lambda s: s["mounts"].append({"destination": "/x", "uidMappings": []}),
-     "mounts[7].gidMappings: is required when uidMappings is set"),
+     "mounts[7]: id-mapped mounts must have both uidMappings and gidMappings"),
     (sets("hooks", {"prestart": [{"path": "rel"}]}), 'hooks.prestart[0].path: must be an absolute path, got "rel"'),
     (sets("hooks", {"poststop": [{"path": "/x", "timeout": 0}]}),
      "hooks.poststop[0].timeout: 0 is out of range: must be between 1 and 18446744073709551615"),

@@ -144,8 +144,7 @@ def test_values_are_quoted_so_the_error_stays_one_line(rt, bundle, mutate, msg):
 
 def test_an_error_from_inside_the_container_is_one_line_too(rt, bundle):
     """The C helper's messages carry raw paths: the CLI escapes whatever reaches the error line."""
-    b = bundle(["true"])
-    b.spec["process"]["cwd"] = "/no\nsuch"
+    b = bundle(["/no\nsuch"])
     b.write()
     p = rt("create", "-b", b.path, b.id)
     assert p.returncode == 1 and p.err.count("\n") == 1 and "/no\\nsuch" in p.err, p.err

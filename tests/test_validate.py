@@ -432,7 +432,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("relative mount destination", _set("mounts.3.destination", "dev/shm"),
      'mounts[3].destination: must be an absolute path, got "dev/shm"'),
     ("mount uidMappings alone", _set("mounts.0.uidMappings", [{"containerID": 0, "hostID": 1, "size": 1}]),
-     "mounts[0].gidMappings: is required when uidMappings is set"),
+     "mounts[0]: id-mapped mounts must have both uidMappings and gidMappings"),
     ("relative hook path", _set("hooks.createRuntime", [{"path": "hook.sh"}]),
      'hooks.createRuntime[0].path: must be an absolute path, got "hook.sh"'),
     ("repeated namespace", _set("linux.namespaces.4.type", "pid"),
