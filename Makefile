@@ -39,7 +39,7 @@ lint: deps
 
 # The cgroup v2 half runs in a qemu guest with a pure cgroup v2 kernel (mk/cgroup2.mk, tests/vm/).
 CGROUP2_TESTS ?= -p no:hypothesispytest -p no:benchmark -p no:cacheprovider -q -ra tests/test_cgroup2_container.py \
-	tests/test_cgroups_v2.py tests/vm/test_guest_cgroup2.py tests/test_lifecycle.py
+	tests/test_cgroups_v2.py tests/vm/test_guest_cgroup2.py tests/test_lifecycle.py tests/test_state.py
 CGROUP2_DEPS ?=
 
 test: install lint

@@ -21,7 +21,7 @@ _COMMON_CREATE = {
     "bundle": ("bundle", True), "b": ("bundle", True), "pid-file": ("pid_file", True),
     "console-socket": ("console_socket", True), "no-pivot": ("no_pivot", False),
     "no-new-keyring": ("no_new_keyring", False), "preserve-fds": ("preserve_fds", True),
-    "pidfd-socket": ("pidfd_socket", True),
+    "pidfd-socket": ("pidfd_socket", True), "config": ("config", True), "f": ("config", True),
 }
 # command -> (flags, min positionals, max positionals (-1: rest are args), usage)
 COMMANDS: dict[str, tuple[dict, int, int, str]] = {
@@ -43,7 +43,8 @@ COMMANDS: dict[str, tuple[dict, int, int, str]] = {
                 "memory-swap": ("memory_swap", True), "memory-reservation": ("memory_reservation", True),
                 "kernel-memory": ("kernel_memory", True), "kernel-memory-tcp": ("kernel_memory_tcp", True),
                 "cpu-quota": ("cpu_quota", True), "cpu-period": ("cpu_period", True),
-                "cpu-shares": ("cpu_shares", True), "cpu-rt-period": ("cpu_rt_period", True),
+                "cpu-shares": ("cpu_shares", True), "cpu-share": ("cpu_shares", True),
+                "cpu-rt-period": ("cpu_rt_period", True),
                 "cpu-rt-runtime": ("cpu_rt_runtime", True), "cpuset-cpus": ("cpuset_cpus", True),
                 "cpuset-mems": ("cpuset_mems", True), "pids-limit": ("pids_limit", True),
                 "blkio-weight": ("blkio_weight", True), "l3-cache-schema": ("l3_cache_schema", True),
@@ -67,14 +68,20 @@ COMMANDS: dict[str, tuple[dict, int, int, str]] = {
 TRUE_VALUES = ("true", "1", "t", "yes")
 
 
+CGROUP_MANAGERS = ("cgroupfs", "systemd", "disabled")
+
+
 class Args:
-    """Parsed flags as attributes (None / False when not given) plus positionals."""
+    """The flags of one table as attributes (None when not given) plus positionals.
 
-    def __init__(self) -> None:
+    Every flag the table defines exists, and nothing else: reading a name no table defines (a misspelt flag)
+    raises AttributeError instead of reading as "not given"."""
+
+    def __init__(self, table: dict | None = None) -> None:
         self.pos: list[str] = []
-
-    def __getattr__(self, name: str) -> None:
-        return None
+        self.help: str | bool | None = None
+        for key, _takes in (table or {}).values():
+            setattr(self, key, None)
 
 
 def _parse_flags(argv: list[str], table: dict, out: Args, stop_at_positional: bool, max_pos: int) -> list[str]:
@@ -121,8 +128,9 @@ def _parse_flags(argv: list[str], table: dict, out: Args, stop_at_positional: bo
 
 
 def parse(argv: list[str]) -> tuple[Args, str, Args]:
-    g = Args()
+    g = Args(GLOBAL)
     _parse_flags(argv, GLOBAL, g, True, 0)
+    _check_globals(g)
     rest = g.pos
     if not rest:
         return g, "", Args()
@@ -130,7 +138,7 @@ def parse(argv: list[str]) -> tuple[Args, str, Args]:
     if cmd not in COMMANDS:
         raise OciError(f'command "{cmd}"', "no such command")
     table, lo, hi, usage = COMMANDS[cmd]
-    a = Args()
+    a = Args(table)
     if "help" in rest[1:2] or "--help" in rest[1:] or "-h" in rest[1:2]:
         a.help = usage
         return g, cmd, a
@@ -140,34 +148,56 @@ def parse(argv: list[str]) -> tuple[Args, str, Args]:
     return g, cmd, a
 
 
-class Output:
-    """Where warnings and errors go: stderr, and the --log file in text or JSON."""
+def _check_globals(g: Args) -> None:
+    """Global flags whose values are checked before any command runs (runc refuses them up front)."""
+    if g.log_format not in (None, "text", "json"):
+        raise OciError("--log-format", f'invalid log format "{g.log_format}" (text or json)')
+    if g.cgroup_manager is not None:
+        if g.cgroup_manager not in CGROUP_MANAGERS:
+            raise OciError("--cgroup-manager", f'unknown cgroup manager "{g.cgroup_manager}" '
+                           "(cgroupfs, systemd or disabled)")
+        if g.cgroup_manager == "systemd":
+            g.systemd_cgroup = True  # crun's spelling of --systemd-cgroup
+        elif g.systemd_cgroup:
+            raise OciError("--cgroup-manager", f"{g.cgroup_manager} conflicts with --systemd-cgroup")
 
-    def __init__(self, g: Args) -> None:
-        self.log = g.log or ""
+
+class Output:
+    """Where errors, warnings and (with --debug) debug lines go: the --log file in text or JSON, else stderr.
+
+    As runc: the --log file is opened (created) by every command; without --debug it gets only warnings and
+    errors (podman reads a failed command's log as one JSON object); errors are also printed on stderr as one
+    `ocirun: <what>: <why>` line. With --debug and no --log, debug lines go to stderr."""
+
+    def __init__(self, g: Args | None = None) -> None:
+        self.log = (g and g.log) or ""
         if self.log.startswith("file:"):
             self.log = self.log[5:]
-        self.json = (g.log_format or "text") == "json"
-        self.debug_on = bool(g.debug)
+        self.json = bool(g and g.log_format == "json")
+        self.debug_on = bool(g and g.debug)
+        self.fd = -1
+        if self.log:
+            try:
+                self.fd = posix.open(self.log, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC,
+                                     0o644)
+            except OSError as e:
+                self.log = ""
+                raise OciError(f"--log {g.log}", (e.strerror or str(e)).lower()) from None
 
-    def _write_log(self, level: str, msg: str) -> None:
-        if not self.log:
-            return
+    def _line(self, level: str, msg: str) -> bytes:
         from ocirun import jsonio, state
 
         t = state.now_rfc3339()
         if self.json:
-            line = jsonio.dumps({"level": level, "msg": msg, "time": t})
-        else:
-            line = f'time="{t}" level={level} msg={jsonio.dumps(msg)}'
-        try:
-            fd = posix.open(self.log, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
+            return (jsonio.dumps({"level": level, "msg": msg, "time": t}) + "\n").encode()
+        return f'time="{t}" level={level} msg={jsonio.dumps(msg)}\n'.encode()
+
+    def _write_log(self, level: str, msg: str) -> None:
+        if self.fd >= 0:
             try:
-                posix.write(fd, (line + "\n").encode())
-            finally:
-                posix.close(fd)
-        except OSError:
-            pass
+                posix.write(self.fd, self._line(level, msg))
+            except OSError:
+                pass
 
     def error(self, msg: str) -> None:
         msg = one_line(msg)  # whatever a value in it holds, an error is one line
@@ -184,6 +214,16 @@ class Output:
             posix.write(2, f"ocirun: warning: {msg}\n".encode())
         except OSError:
             pass
+
+    def debug(self, msg: str) -> None:
+        """One `level=debug` line (callers check debug_on first: nothing is formatted otherwise)."""
+        if self.fd >= 0:
+            self._write_log("debug", msg)
+        else:
+            try:
+                posix.write(2, self._line("debug", msg))
+            except OSError:
+                pass
 
 
 def _version() -> str:
@@ -223,16 +263,18 @@ def run(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    out = Output(Args())
+    out = Output()
     try:
         g, cmd, a = parse(argv)
-        if mode := _trace_mode(g):
+        out = Output(g)
+        mode = _trace_mode(g)
+        if mode or out.debug_on:
             import ocirun
             from ocirun.tracer import Tracer
 
-            ocirun.TRACER = Tracer(mode, ocirun.T0)
+            # --debug: the same steps as --trace, one level=debug line each (the tracer is imported only then).
+            ocirun.TRACER = Tracer(mode, ocirun.T0, out.debug if out.debug_on else None)
             ocirun.TRACER.step("start-up", ocirun.T0, f"ocirun {' '.join(argv)}"[:160])
-        out = Output(g)
         if g.version:
             sys.stdout.write(_version())
             return 0
@@ -244,7 +286,7 @@ def _run(argv: list[str]) -> int:
             return 0
         if g.systemd_cgroup and not fspath.isdir("/run/systemd/system"):
             raise OciError("--systemd-cgroup", "systemd is not running on this host (no /run/systemd/system)")
-        if cmd in ("create", "run", "exec") and not a.dry_run:
+        if cmd in ("run", "exec") or (cmd == "create" and not a.dry_run):
             from ocirun import cgroups
 
             # First thing (and only here): the longer it runs beside our work, the less we wait.
@@ -253,7 +295,7 @@ def _run(argv: list[str]) -> int:
 
         return getattr(commands, "cmd_" + cmd)(g, a, out)
     except OciError as e:
-        out.error(str(e))
+        _fail(out, str(e))
         return e.status
     except KeyboardInterrupt:
         return 130
@@ -262,8 +304,17 @@ def _run(argv: list[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        out.error(f"internal error: {type(e).__name__}: {e}")
+        _fail(out, f"internal error: {type(e).__name__}: {e}")
         return 1
+
+
+def _fail(out: Output, msg: str) -> None:
+    """The error line, after the steps that led to it (--trace, --debug)."""
+    import ocirun
+
+    if ocirun.TRACER is not None:
+        ocirun.TRACER.flush(final=True)
+    out.error(msg)
 
 
 def main(warm_pid: int = 0) -> None:

@@ -1,14 +1,19 @@
-"""One function per subcommand: turn parsed flags into calls on the lifecycle modules, print results."""
+"""One function per subcommand: turn parsed flags into option records and calls on the modules below, print
+results. Data flows CLI → commands → operations: the operations (create, run, lifecycle, execute, update) get
+option records and a `warn` callable, never the CLI's Args or Output."""
 
 import posix
 import sys
 
 from ocirun import fspath, state
-from ocirun.cli import Args, Output
 from ocirun.errors import OciError, out_of_range
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: commands never imports the CLI that calls it
+    from ocirun.cli import Args, Output
 
-def _root(g: Args) -> str:
+
+def _root(g: "Args") -> str:
     return fspath.abspath(g.root or state.DEFAULT_ROOT)
 
 
@@ -26,6 +31,11 @@ def int_flag(v: str | None, name: str) -> int:
     return n
 
 
+def flag_values(a: "Args", names: tuple[str, ...]) -> dict:
+    """The named flags of `a` (each must be one the command's table defines) for an option record."""
+    return {n: getattr(a, n) for n in names}
+
+
 def _pretty(obj: object, ind: str = "") -> str:
     """Indented JSON like runc's MarshalIndent, without importing json on the state path."""
     from ocirun import jsonio
@@ -40,25 +50,25 @@ def _pretty(obj: object, ind: str = "") -> str:
     return jsonio.dumps(obj)
 
 
-def _create_opts(g: Args, a: Args):  # noqa: ANN202
+def _create_opts(g: "Args", a: "Args", dry_run: bool = False):  # noqa: ANN202
     from ocirun.create import CreateOpts
 
     return CreateOpts(
-        _root(g), a.pos[0], bundle=a.bundle or ".", pid_file=a.pid_file, console_socket=a.console_socket,
-        no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring,
+        _root(g), a.pos[0], bundle=a.bundle or ".", config=a.config, pid_file=a.pid_file,
+        console_socket=a.console_socket, no_pivot=a.no_pivot, no_new_keyring=a.no_new_keyring,
         preserve_fds=int_flag(a.preserve_fds, "preserve-fds"), systemd_cgroup=g.systemd_cgroup,
-        dry_run=a.dry_run,
+        cgroup_manager=g.cgroup_manager, dry_run=dry_run,
     )
 
 
-def cmd_create(g: Args, a: Args, out: Output) -> int:
+def cmd_create(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.create import create
 
-    create(_create_opts(g, a), out.warn)
+    create(_create_opts(g, a, bool(a.dry_run)), out.warn)
     return 0
 
 
-def cmd_start(g: Args, a: Args, out: Output) -> int:
+def cmd_start(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.lifecycle import start
 
     relay = start(_root(g), a.pos[0], out.warn)
@@ -67,13 +77,23 @@ def cmd_start(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_state(g: Args, a: Args, out: Output) -> int:
-    data = state.load(_root(g), a.pos[0])
-    sys.stdout.write(_pretty(state.oci_state(data)) + "\n")
+def cmd_state(g: "Args", a: "Args", out: "Output") -> int:
+    st = state.load(_root(g), a.pos[0])
+    oci = st.oci()
+    _step("state.load", f"{a.pos[0]}: {oci['status']}, init pid {oci['pid']}")
+    sys.stdout.write(_pretty(oci) + "\n")
     return 0
 
 
-def cmd_kill(g: Args, a: Args, out: Output) -> int:
+def _step(name: str, detail: str) -> None:
+    """A --trace/--debug line for what a command found (nothing is formatted unless one is on)."""
+    import ocirun
+
+    if ocirun.TRACER:
+        ocirun.TRACER.point(name, detail)
+
+
+def cmd_kill(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.lifecycle import kill, parse_signal
 
     sig = parse_signal(a.pos[1]) if len(a.pos) > 1 else 15
@@ -81,7 +101,7 @@ def cmd_kill(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_delete(g: Args, a: Args, out: Output) -> int:
+def cmd_delete(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.lifecycle import delete
 
     try:
@@ -93,14 +113,33 @@ def cmd_delete(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_run(g: Args, a: Args, out: Output) -> int:
+def cmd_run(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.run import run
 
-    return run(_create_opts(g, a), bool(a.detach), bool(a.keep), out)
+    return run(_create_opts(g, a), bool(a.detach), bool(a.keep), out.warn)
 
 
-def cmd_list(g: Args, a: Args, out: Output) -> int:
+def _owner(d: str) -> str:
+    """The state directory's owner by name, as runc's list shows it ("#uid" when the name is unknown)."""
+    try:
+        uid = posix.stat(d).st_uid
+    except OSError:
+        return ""
+    if uid == 0:
+        return "root"
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"#{uid}"
+
+
+def cmd_list(g: "Args", a: "Args", out: "Output") -> int:
     root = _root(g)
+    fmt = a.format or "table"
+    if fmt not in ("table", "json"):
+        raise OciError("--format", f'invalid format "{fmt}"')
     try:
         ids = sorted(posix.listdir(root))
     except FileNotFoundError:
@@ -110,48 +149,56 @@ def cmd_list(g: Args, a: Args, out: Output) -> int:
         if cid.startswith("."):
             continue
         try:
-            data = state.load(root, cid)
+            st, damaged = state.load_for_cleanup(root, cid)
         except OciError:
+            continue  # removed meanwhile, or not a container's directory
+        if damaged:
+            # As runc ("load container X: ..."), but a container create recorded is still listed.
+            shown = "listed from its create journal" if st else "not listed"
+            out.warn(f'container "{cid}": {damaged} ({shown}; delete --force removes it)')
+        if st is None:
             continue
-        rows.append(state.oci_state(data))
-    fmt = a.format or "table"
+        row = st.oci()
+        row["owner"] = row["owner"] or _owner(fspath.join(root, cid))
+        rows.append(row)
+    _step("list", f"{root}: {len(rows)} containers")
     if a.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif fmt == "json":
         from ocirun import jsonio
 
         sys.stdout.write((jsonio.dumps(rows) if rows else "null") + "\n")
-    elif fmt == "table":
+    else:
         table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"] or "root")
-                  for r in rows]
+        table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(6)]
         for row in table:
             sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    else:
-        raise OciError("--format", f'invalid format "{fmt}"')
     return 0
 
 
-def _manager(data: dict):  # noqa: ANN202
-    from ocirun import cgroups
+def _pids(st: state.ContainerState, status: str) -> list[int]:
+    """The container's processes: none once stopped (as runc's ps), the init alone without a cgroup."""
+    if status == "stopped":
+        return []
+    mgr = st.manager()
+    if mgr.mode == "disabled":
+        return [st.pid] if st.alive() else []
+    return mgr.pids()
 
-    return cgroups.from_state(data["cgroup"])
 
-
-def cmd_ps(g: Args, a: Args, out: Output) -> int:
-    data = state.load(_root(g), a.pos[0])
-    if state.status(data) == "stopped":
-        raise OciError(f'container "{a.pos[0]}"', "container not running")
-    pids = _manager(data).pids()
+def cmd_ps(g: "Args", a: "Args", out: "Output") -> int:
     fmt = a.format or "table"
+    if fmt not in ("table", "json"):
+        raise OciError("--format", f'invalid format "{fmt}"')
+    st = state.load(_root(g), a.pos[0])
+    pids = _pids(st, st.current_status())
     if fmt == "json":
         from ocirun import jsonio
 
-        sys.stdout.write(jsonio.dumps(pids) + "\n")
+        # (runc prints null, Go's empty list, for a stopped container)
+        sys.stdout.write((jsonio.dumps(pids) if pids else "null") + "\n")
         return 0
-    if fmt != "table":
-        raise OciError("--format", f'invalid format "{fmt}"')
     import subprocess
 
     ps_args = a.pos[1:] or ["-ef"]
@@ -175,35 +222,40 @@ def cmd_ps(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def _running(g: Args, cid: str) -> tuple[str, dict, str]:
-    root = _root(g)
-    data = state.load(root, cid)
-    return root, data, state.status(data)
-
-
-def _set_paused(g: Args, cid: str, paused: bool) -> int:
+def _set_paused(g: "Args", cid: str, paused: bool) -> int:
     """Freeze or thaw the container's cgroup; state.json remembers it so `state` can say "paused"."""
-    root, data, st = _running(g, cid)
-    want = "running" if paused else "paused"
-    if st != want:
-        raise OciError(f'container "{cid}"', f"container not {want}: {st}")
+    root = _root(g)
     d = state.container_dir(root, cid)
     lock = state.Lock(d, cid)
     try:
-        mgr = _manager(data)
-        mgr.freeze() if paused else mgr.thaw()
-        data["paused"] = paused
-        state.save(d, data)
+        st = state.load(root, cid)
+        cur = st.current_status()
+        want = "running" if paused else "paused"
+        if cur != want:
+            raise OciError(f'container "{cid}"', f"container not {want}: {cur}")
+        mgr = st.manager()
+        st.paused = paused
+        if paused:
+            state.save(d, st)  # first: a pause that cannot be recorded is not made
+            try:
+                mgr.freeze()
+            except BaseException:
+                st.paused = False
+                state.save(d, st)
+                raise
+        else:
+            mgr.thaw()
+            state.save(d, st)
     finally:
         lock.release()
     return 0
 
 
-def cmd_pause(g: Args, a: Args, out: Output) -> int:
+def cmd_pause(g: "Args", a: "Args", out: "Output") -> int:
     return _set_paused(g, a.pos[0], True)
 
 
-def cmd_resume(g: Args, a: Args, out: Output) -> int:
+def cmd_resume(g: "Args", a: "Args", out: "Output") -> int:
     return _set_paused(g, a.pos[0], False)
 
 
@@ -232,22 +284,28 @@ def _duration(s: str) -> float:
     return total
 
 
-def cmd_events(g: Args, a: Args, out: Output) -> int:
+def _running(g: "Args", cid: str) -> state.ContainerState:
+    """A container that runs (created, running or paused), else runc's "container not running"."""
+    st = state.load(_root(g), cid)
+    if st.current_status() in ("stopped", "creating"):
+        raise OciError(f'container "{cid}"', "container not running")
+    return st
+
+
+def cmd_events(g: "Args", a: "Args", out: "Output") -> int:
     import time
 
     from ocirun import jsonio
 
-    root, data, st = _running(g, a.pos[0])
-    if st == "stopped":
-        raise OciError(f'container "{a.pos[0]}"', "container not running")
-    mgr = _manager(data)
     cid = a.pos[0]
-    if a.stats:
-        sys.stdout.write(jsonio.dumps({"type": "stats", "id": cid, "data": mgr.stats()}) + "\n")
-        return 0
     interval = _duration(a.interval or "5s")
     if interval <= 0:
         raise OciError("--interval", "duration interval must be greater than 0")
+    st = _running(g, cid)
+    mgr = st.manager()
+    if a.stats:
+        sys.stdout.write(jsonio.dumps({"type": "stats", "id": cid, "data": mgr.stats()}) + "\n")
+        return 0
     ooms = mgr.oom_kill_count()
     next_stats = 0.0
     import gc
@@ -262,7 +320,7 @@ def cmd_events(g: Args, a: Args, out: Output) -> int:
             sys.stdout.write(jsonio.dumps({"type": "oom", "id": cid}) + "\n")
             sys.stdout.flush()
 
-    while state.init_alive(data):
+    while st.alive():
         now = time.monotonic()
         report_ooms()
         if now >= next_stats:
@@ -274,28 +332,33 @@ def cmd_events(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_update(g: Args, a: Args, out: Output) -> int:
-    from ocirun.update import resources_from_args
+def cmd_update(g: "Args", a: "Args", out: "Output") -> int:
+    from ocirun.update import UpdateOpts, resources_from_opts
 
-    root, data, st = _running(g, a.pos[0])
-    if st == "stopped":
-        raise OciError(f'container "{a.pos[0]}"', "container not running")
-    res = resources_from_args(a)
-    lock = state.Lock(state.container_dir(root, a.pos[0]), a.pos[0])
+    cid = a.pos[0]
+    res = resources_from_opts(UpdateOpts(**flag_values(a, UpdateOpts.__slots__)))
+    root = _root(g)
+    lock = state.Lock(state.container_dir(root, cid), cid)
     try:
-        _manager(data).apply(res)
+        st = _running(g, cid)
+        mgr = st.manager()
+        if mgr.mode == "disabled":
+            raise mgr.refuse(f'container "{cid}": update')
+        mgr.apply(res)
     finally:
         lock.release()
     return 0
 
 
-def cmd_exec(g: Args, a: Args, out: Output) -> int:
-    from ocirun.execute import exec_command
+def cmd_exec(g: "Args", a: "Args", out: "Output") -> int:
+    from ocirun.execute import ExecOpts, exec_command
 
-    return exec_command(_root(g), a, out)
+    flags = flag_values(a, ExecOpts.FLAGS)
+    flags["preserve_fds"] = int_flag(a.preserve_fds, "preserve-fds")
+    return exec_command(ExecOpts(_root(g), a.pos[0], a.pos[1:], **flags), out.warn)
 
 
-def cmd_spec(g: Args, a: Args, out: Output) -> int:
+def cmd_spec(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun import jsonio
     from ocirun.specgen import default_spec
 
@@ -310,7 +373,7 @@ def cmd_spec(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_features(g: Args, a: Args, out: Output) -> int:
+def cmd_features(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun import jsonio
     from ocirun.features import features
 
@@ -318,7 +381,7 @@ def cmd_features(g: Args, a: Args, out: Output) -> int:
     return 0
 
 
-def cmd_validate(g: Args, a: Args, out: Output) -> int:
+def cmd_validate(g: "Args", a: "Args", out: "Output") -> int:
     from ocirun.validate import main
 
     return main(a.bundle or ".")

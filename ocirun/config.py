@@ -583,9 +583,10 @@ def _version(v: object, path: str) -> str:
     return s
 
 
-def read(bundle: str) -> bytes:
-    """The bytes of <bundle>/config.json (`bundle` absolute)."""
-    path = fspath.join(bundle, "config.json")
+def read(bundle: str, path: str | None = None) -> bytes:
+    """The bytes of <bundle>/config.json (`bundle` absolute), or of `path` (crun's --config FILE, relative to
+    the current directory)."""
+    path = fspath.abspath(path) if path else fspath.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -603,10 +604,11 @@ def check_root(cfg: Config, report: "Report | None" = None) -> None:
         (report or Report()).fault("root.path", f"{show(cfg.root_given, 4096)} {why}{where}")
 
 
-def load(bundle: str, report: "Report | None" = None) -> Config:
-    """Read and model <bundle>/config.json."""
+def load(bundle: str, path: str | None = None, report: "Report | None" = None) -> Config:
+    """Read and model <bundle>/config.json, or `path` (crun's --config FILE; root.path stays relative to the
+    bundle)."""
     bundle = fspath.abspath(bundle)
-    cfg = Config(jsonio.load_input(read(bundle), "config.json"), bundle, report)
+    cfg = Config(jsonio.load_input(read(bundle, path), "config.json"), bundle, report)
     check_root(cfg, report)
     return cfg
 

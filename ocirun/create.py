@@ -9,19 +9,23 @@ from ocirun.errors import OciError
 
 
 class CreateOpts:
-    __slots__ = ("root", "cid", "bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "dry_run", "console_fd", "console_size")
+    """What create/run were asked for (built by commands from the command line)."""
+
+    __slots__ = ("root", "cid", "bundle", "config", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+                 "preserve_fds", "systemd_cgroup", "cgroup_manager", "dry_run", "console_fd", "console_size")
 
     def __init__(self, root: str, cid: str, bundle: str = ".", **kw: object) -> None:
         self.root = root
         self.cid = cid
         self.bundle = bundle
+        self.config = kw.get("config") or ""  # crun's --config FILE instead of <bundle>/config.json
         self.pid_file = kw.get("pid_file") or ""
         self.console_socket = kw.get("console_socket") or ""
         self.no_pivot = bool(kw.get("no_pivot"))
         self.no_new_keyring = bool(kw.get("no_new_keyring"))
         self.preserve_fds = int(kw.get("preserve_fds") or 0)
         self.systemd_cgroup = bool(kw.get("systemd_cgroup"))
+        self.cgroup_manager = kw.get("cgroup_manager") or ("systemd" if self.systemd_cgroup else "cgroupfs")
         self.dry_run = bool(kw.get("dry_run"))
         self.console_fd = kw.get("console_fd")  # `run` with a terminal and no socket: our own socketpair
         self.console_size = kw.get("console_size")  # (rows, cols) of the terminal `run` relays
@@ -88,7 +92,8 @@ def _write_time_offsets(pid: int, cfg: config_mod.Config) -> None:
     _write_proc(pid, "timens_offsets", text, "linux.timeOffsets")
 
 
-def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202
+def _seccomp(cfg: config_mod.Config, root: str) -> tuple[plan.SeccompFilter | None, object]:
+    """The filter for the plan, and the seccomp module's object (its listener path, for SCMP_ACT_NOTIFY)."""
     sec = cfg.linux.seccomp
     if not sec:
         return None, None
@@ -98,7 +103,7 @@ def _seccomp(cfg: config_mod.Config, root: str):  # noqa: ANN202
         s = load_cached(sec, fspath.join(root, ".seccomp-cache"))
     except OciError as e:
         raise OciError("config.json", str(e)) from None
-    return (s.bpf, s.flags, s.notify), s
+    return plan.SeccompFilter(s.bpf, s.flags, s.notify), s
 
 
 def _send_listener(s, fd: int, st: bytes) -> None:  # noqa: ANN001
@@ -126,8 +131,10 @@ def _send_listener(s, fd: int, st: bytes) -> None:  # noqa: ANN001
         posix.close(fd)
 
 
-def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tuple[dict, executor.Child | None]:  # noqa: ANN001
-    """Create the container; returns its state data and (for `run`) the still-unreaped child.
+def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noqa: ANN001
+           ) -> tuple[state.ContainerState | None, executor.Child | None]:
+    """Create the container; returns its state and (for `run`) the still-unreaped child (None, None for
+    --dry-run).
 
     `cfg`: the bundle's config when the caller (`run`) already loaded it: parsed once per command."""
     state.check_id(o.cid)
@@ -136,9 +143,9 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
     tr = ocirun.TRACER
     if cfg is None:
         t = tr and tr.now()
-        cfg = config_mod.load(o.bundle)
+        cfg = config_mod.load(o.bundle, o.config)
         if tr:
-            tr.step("config.load", t, fspath.join(o.bundle, "config.json"))
+            tr.step("config.load", t, o.config or fspath.join(o.bundle, "config.json"))
     if cfg.process is None:
         raise config_mod.bad("process", "is required to create a container")
     for w in cfg.warnings if warn else ():
@@ -154,21 +161,31 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
                                 seccomp=_seccomp(cfg, o.root)[0])
         executor.check(p)
         print(p.describe())
-        return {}, None
+        return None, None
     if cfg.ns("mount") is None and cfg.mounts and warn:
         warn("no mount namespace: mounts are not applied (they would change the host's mounts)")
     d = state.make_dir(o.root, o.cid)
     lock = state.Lock(d, o.cid)
-    mgr = child = None
+    mgr = child = journal = None
+    made_cgroup = False
     fds: list[int] = []
     try:
         t = tr and tr.now()
-        mgr = cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup,
-                                   annotations=cfg.annotations)
+        mgr = _open_manager(cfg, o)
         if tr:
             tr.step("cgroup.find", t, f"{mgr.mode}: {len(mgr.paths())} hierarchies")
+        st = state.ContainerState(
+            o.cid, oci_version=cfg.oci_version, bundle=cfg.bundle, rootfs=cfg.root_path,
+            created=state.now_rfc3339(), annotations=cfg.annotations, cgroup=mgr.to_state(),
+            config=_kept_config(cfg), notify=fspath.join(d, state.NOTIFY_SOCK))
+        # Before anything of the container exists: a create killed from here on is found by delete --force.
+        journal = state.Journal(d, st.journal_head())
+        if mgr.is_frozen():
+            # runc's check (libcontainer.Create): else the child freezes as it joins and create never returns.
+            raise OciError(f'container "{o.cid}"', "container's cgroup unexpectedly frozen")
         if warn and (busy := mgr.pids()):  # runc 1.1 warns too (1.2 refuses)
             warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
+        made_cgroup = True
         mgr.create()
         try:
             mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
@@ -177,7 +194,7 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         t = tr and tr.now()
         sec, sec_obj = _seccomp(cfg, o.root)
         if tr and sec:
-            tr.step("seccomp.load", t, f"{len(sec[0]) // 8} BPF instructions (cache {o.root}/.seccomp-cache)")
+            tr.step("seccomp.load", t, f"{len(sec.bpf) // 8} BPF instructions (cache {o.root}/.seccomp-cache)")
         listen_fd = _listen(d)
         fds.append(listen_fd)
         console_fd = o.console_fd
@@ -207,12 +224,6 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
             fds += mountsrc.open_sources(p)
             if tr:
                 tr.step("mount sources", t, f"{len(p.mount_sources)} id-mapped open_tree copies")
-        data = {
-            "ociVersion": cfg.oci_version, "id": o.cid, "status": "creating", "pid": 0,
-            "bundle": cfg.bundle, "rootfs": cfg.root_path, "created": state.now_rfc3339(), "owner": "",
-            "annotations": cfg.annotations, "start_time": 0, "cgroup": mgr.to_state(),
-            "config": _kept_config(cfg), "notify": fspath.join(d, state.NOTIFY_SOCK),
-        }
         cgroup_fd = mgr.clone_into_fd()
         if cgroup_fd is not None:
             fds.append(cgroup_fd)
@@ -221,30 +232,31 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         for fd in fds:
             posix.close(fd)
         fds = []
-        _drive(child, cfg, mgr, data, sec_obj, cgroup_fd is not None)
+        _drive(child, cfg, mgr, st, sec_obj, cgroup_fd is not None, journal, _forks_into_pidns(p))
         mgr.close()
-        st = state.proc_stat(child.pid)
-        data["pid"] = child.pid
-        data["start_time"] = st[1] if st else 0
-        data["status"] = "created"
+        st.status = "created"
         t = tr and tr.now()
-        state.save(d, data)
+        state.save(d, st)
+        journal.close()
         if o.pid_file:
             state.write_pid_file(o.pid_file, child.pid)
         child.close()
         if tr:
             tr.step("state.save", t, f"{d}/state.json: created, pid {child.pid}")
             tr.flush()
-        return data, child
+        return st, child
     except BaseException:
         for fd in fds:
             posix.close(fd)
+        if journal is not None:
+            journal.close()
         if child is not None:
             child.kill()
         if mgr is not None:
             mgr.close()
             try:
-                mgr.destroy()
+                if made_cgroup:
+                    mgr.destroy()
             except (OSError, OciError):
                 pass  # the error that failed create is the one to report
         state.remove_dir(d)
@@ -253,20 +265,45 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None) -> tu
         lock.release()
 
 
-def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_obj, placed: bool) -> None:  # noqa: ANN001
-    """Answer the child's sync points until it reports ready (or an error)."""
+def _open_manager(cfg: config_mod.Config, o: CreateOpts):  # noqa: ANN202
+    """The cgroup manager --cgroup-manager (or --systemd-cgroup) asks for; nothing is created yet."""
+    if o.cgroup_manager == "disabled":
+        from ocirun.cgroups.null import NullManager
+
+        return NullManager()
+    from ocirun import cgroups
+
+    return cgroups.open_manager(cfg.linux.cgroups_path, o.cid, systemd=o.systemd_cgroup,
+                                annotations=cfg.annotations)
+
+
+def _forks_into_pidns(p: plan.Plan) -> bool:
+    """The child forks the init into a new pid namespace (and reports its pid with MSG_PID)."""
+    return any(s.op == "UNSHARE" and s.args[0] & plan.CLONE_NEWPID for s in p.steps)
+
+
+def _record_init(st: state.ContainerState, journal: state.Journal, pid: int) -> None:
+    """The init's pid and start time, in the journal before the init can outlive us (delete --force finds it)."""
+    ps = state.proc_stat(pid)
+    st.pid = pid
+    st.start_time = ps[1] if ps else 0
+    journal.add({"pid": pid, "start_time": st.start_time})
+
+
+def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.ContainerState, sec_obj,  # noqa: ANN001
+           placed: bool, journal: state.Journal, forks: bool) -> None:
+    """Answer the child's sync points until it reports ready (or an error).
+
+    The first sync point (SYNC_PLACED) comes before any step that lets the init outlive us, so the init's pid
+    is recorded there; when the child forks into a new pid namespace the init's pid (MSG_PID, sent by the
+    intermediate process) may arrive after it: the answer then waits for it."""
     tr = ocirun.TRACER
+    attached = 0 if not placed else -1  # the pid put in the cgroup by add_pid (-1: clone placed it)
+    waiting_placed = False
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
-            if cfg.has_new_ns("user"):
-                t0 = tr and tr.now()
-                _write_id_maps(child.pid, cfg)
-                if tr:
-                    tr.step("id maps", t0, f"/proc/{child.pid}/uid_map, gid_map")
-            if not placed:
-                mgr.add_pid(child.pid)
-            child.go()
+            waiting_placed = True
         elif t == executor.MSG_SYNC and v == plan.SYNC_TIMENS:
             _write_time_offsets(child.pid, cfg)
             child.go()
@@ -277,32 +314,44 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, data: dict, sec_o
             except ChildProcessError:
                 pass
             child.pid = v
-            if not placed:
+            forks = False
+            if attached >= 0:
                 mgr.add_pid(v)
+                attached = v
         elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
             from ocirun import hooks
 
-            data["pid"] = child.pid
             # runtime-tools (hooks_stdin) and crun give prestart/createRuntime the status "created".
-            st = state.hook_state(data, "created")
-            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", st, cfg.bundle)
-            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", st, cfg.bundle)
+            hs = st.hook_json("created")
+            hooks.run_hooks(cfg.hooks.get("prestart", []), "prestart", hs, cfg.bundle)
+            hooks.run_hooks(cfg.hooks.get("createRuntime", []), "createRuntime", hs, cfg.bundle)
             in_container = cfg.hooks.get("createContainer") or cfg.hooks.get("startContainer")
-            child.go(hooks.container_states(data, child.pid) if in_container else b"")
+            child.go(hooks.container_states(st, child.pid) if in_container else b"")
         elif t == executor.MSG_MOUNT:  # a bind source out of the init's reach (user namespace)
             from ocirun import mountsrc
 
             mountsrc.send_source(child, cfg, payload.decode(errors="replace"))
         elif t == executor.MSG_FD:
             fd = child.take_fd(v)
-            data["pid"] = child.pid
-            _send_listener(sec_obj, fd, state.hook_state(data, "creating"))
+            _send_listener(sec_obj, fd, st.hook_json("creating"))
         elif t == executor.MSG_READY:
             return
         elif t == executor.MSG_ERROR:
             raise OciError("container init", payload.decode(errors="replace"))
         else:
             raise OciError("container init", child.died())
+        if waiting_placed and not forks:
+            waiting_placed = False
+            _record_init(st, journal, child.pid)
+            if cfg.has_new_ns("user"):
+                t0 = tr and tr.now()
+                _write_id_maps(child.pid, cfg)
+                if tr:
+                    tr.step("id maps", t0, f"/proc/{child.pid}/uid_map, gid_map")
+            if attached >= 0 and attached != child.pid:
+                mgr.add_pid(child.pid)
+                attached = child.pid
+            child.go()
 
 
 def _device_rules(cfg: config_mod.Config) -> list[dict]:
@@ -317,11 +366,11 @@ def _device_rules(cfg: config_mod.Config) -> list[dict]:
     return [r for r in plan.DEFAULT_DEVICE_RULES if r["access"] != "rwm" or (r["major"], r["minor"]) not in replaced]
 
 
-def _kept_config(cfg: config_mod.Config) -> dict:
+def _kept_config(cfg: config_mod.Config) -> state.KeptConfig:
     """What later commands need from config.json, copied so editing the bundle can't change them."""
-    return {
-        "hooks": {k: [h.to_json() for h in v] for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
-        "process": cfg.process.raw if cfg.process else None,
-        "namespaces": [{"type": n.type, "path": n.path} for n in cfg.linux.namespaces],
-        "seccomp": cfg.linux.seccomp,
-    }
+    return state.KeptConfig(
+        {k: [h.to_json() for h in v] for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
+        cfg.process.raw if cfg.process else None,
+        [{"type": n.type, "path": n.path} for n in cfg.linux.namespaces],
+        cfg.linux.seccomp,
+    )

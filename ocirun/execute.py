@@ -21,39 +21,59 @@ import posix
 
 import ocirun
 from ocirun import executor, fspath, plan, state
-from ocirun.cli import Args, Output
 from ocirun.config import NAMESPACES, Process
 from ocirun.errors import OciError
+from ocirun.state import ContainerState
 
 EXEC_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
 # Join order: the user namespace first (it owns the others), the mount namespace last.
 _ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
-def exec_command(root: str, a: Args, out: Output) -> int:
+class ExecOpts:
+    """What `exec` was asked for: the container, the command line after its id, and the flags (None when not
+    given; FLAGS are the names of the CLI's exec table, preserve_fds already a number)."""
+
+    FLAGS = ("process", "detach", "pid_file", "tty", "console_socket", "cwd", "env", "user", "additional_gids",
+             "cap", "no_new_privs", "process_label", "apparmor", "ignore_paused", "cgroup", "pidfd_socket")
+    __slots__ = ("root", "cid", "args", "preserve_fds", *FLAGS)
+
+    def __init__(self, root: str, cid: str, args: list[str], preserve_fds: int = 0, **flags: object) -> None:
+        self.root = root
+        self.cid = cid
+        self.args = args
+        self.preserve_fds = preserve_fds
+        for name in self.FLAGS:
+            setattr(self, name, flags.pop(name, None))
+        if flags:
+            raise TypeError(f"unknown exec options: {sorted(flags)}")
+
+
+def exec_command(o: ExecOpts, warn=None) -> int:  # noqa: ANN001
     """Entry point of `ocirun exec`; every failure of exec itself exits 255, as runc."""
     try:
-        return _exec(root, a, out)
+        return _exec(o, warn)
     except OciError as e:
         e.status = EXEC_FAILED
         raise
 
 
-def _exec(root: str, a: Args, out: Output) -> int:
-    cid = a.pos[0]
+def _exec(a: ExecOpts, warn=None) -> int:  # noqa: ANN001
+    cid = a.cid
+    root = a.root
     from ocirun import cgroups
 
     tr = ocirun.TRACER
     t = tr and tr.now()
     data = state.load(root, cid)
-    st = state.status(data)
+    st = data.current_status()
     if tr:
-        tr.step("state.load", t, f"{cid}: {st}, init pid {data.get('pid')}")
+        tr.step("state.load", t, f"{cid}: {st}, init pid {data.pid}")
     if st in ("stopped", "creating"):
         raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
     if st == "paused" and not a.ignore_paused:
         raise OciError(f'container "{cid}"', "cannot exec in a paused container (use --ignore-paused to override)")
-    p = build_process(a, data, out.warn)
+    p = build_process(a, data, warn)
     detach = bool(a.detach)
     preserve = _preserve_fds(a.preserve_fds)
     sub_cgroups = parse_sub_cgroups(a.cgroup or [])
@@ -79,22 +99,22 @@ def _exec(root: str, a: Args, out: Output) -> int:
                 console_fd = relay.child_end
                 if p.console_size is None:
                     p.console_size = relay.host_size()
-        pid = data["pid"]
+        pid = data.pid
         t = tr and tr.now()
         ns_fds = _open_namespaces(data, pid, fds)
         if tr:
             tr.step("namespaces", t, f"/proc/{pid}/ns: {' '.join(n for n, _, _ in ns_fds)}")
-        if not state.init_alive(data):  # the pid could have been reused while we opened its namespaces
+        if not data.alive():  # the pid could have been reused while we opened its namespaces
             raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
         sec, sec_obj = _seccomp(data, root)
         pl = plan.compile_exec(p, ns_fds, console_fd=console_fd, preserve_fds=preserve, seccomp=sec)
-        if any(n.get("type") == "pid" for n in data["config"].get("namespaces", [])):
+        if "pid" in data.config.namespace_types():
             pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
             posix.set_inheritable(fd, True)
         # The cgroup dirs are opened before the clone: after it the child, on this CPU or on a halted one
         # that must first be woken, should find us already waiting for its first sync point.
-        mgr = cgroups.from_state(data["cgroup"])
+        mgr = data.manager()
         mgr.open_dirs()
         cgroups.prewarm_wait()
         child = executor.spawn(pl, who="exec")
@@ -134,7 +154,7 @@ def _exec(root: str, a: Args, out: Output) -> int:
         raise
 
 
-def build_process(a: Args, data: dict, warn=None) -> Process:  # noqa: ANN001
+def build_process(a: ExecOpts, data: ContainerState, warn=None) -> Process:  # noqa: ANN001
     """The process to run: --process FILE as given, else the container's process with the flags applied;
     `warn` gets the warnings (capabilities the kernel or ocirun does not know: left out)."""
     for flag, val in (("--apparmor", a.apparmor), ("--process-label", a.process_label)):
@@ -154,10 +174,10 @@ def build_process(a: Args, data: dict, warn=None) -> Process:  # noqa: ANN001
             if raw.get(key):
                 raise OciError(f"--process {a.process}", f"process.{key}: not supported (see {flag})")
         return _parse(raw, f"--process {a.process}", warn)
-    args = a.pos[1:]
+    args = a.args
     if not args:
         raise OciError("exec", "process args cannot be empty")
-    base = data.get("config", {}).get("process") or {}
+    base = data.config.process or {}
     raw = _copy(base)
     raw["args"] = list(args)
     raw["terminal"] = bool(a.tty)
@@ -249,10 +269,8 @@ def _id(s: str, flag: str, kind: str) -> int:
     return n
 
 
-def _preserve_fds(v: str | None) -> int:
-    from ocirun.commands import int_flag
-
-    n = int_flag(v or None, "preserve-fds")
+def _preserve_fds(n: int) -> int:
+    """--preserve-fds N: fds 3..3+N-1 must all be open."""
     for i in range(n):
         try:
             posix.fstat(3 + i)
@@ -281,9 +299,9 @@ def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
     return out
 
 
-def _open_namespaces(data: dict, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
+def _open_namespaces(data: ContainerState, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
     """fds of the init's namespaces (all but pid, which clone joins), user first, mount last."""
-    types = [n.get("type") for n in data.get("config", {}).get("namespaces", [])]
+    types = data.config.namespace_types()
     out = []
     for t in sorted((t for t in types if t in NAMESPACES and t != "pid"), key=_ORDER.index):
         name = "net" if t == "network" else "mnt" if t == "mount" else t
@@ -297,18 +315,19 @@ def _open_namespaces(data: dict, pid: int, fds: list[int]) -> list[tuple[str, in
     return out
 
 
-def _seccomp(data: dict, root: str):  # noqa: ANN202
+def _seccomp(data: ContainerState, root: str) -> tuple[plan.SeccompFilter | None, object]:
     """The container's own filter for the new process (compiled once, then read from the cache)."""
-    section = data.get("config", {}).get("seccomp")
+    section = data.config.seccomp
     if not section:
         return None, None
     from ocirun.seccomp import load_cached
 
     s = load_cached(section, fspath.join(root, ".seccomp-cache"))
-    return (s.bpf, s.flags, s.notify), s
+    return plan.SeccompFilter(s.bpf, s.flags, s.notify), s
 
 
-def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, str], mgr) -> None:  # noqa: ANN001
+def _drive(child: executor.Child, data: ContainerState, sec_obj, sub_cgroups: dict[str, str],  # noqa: ANN001
+           mgr) -> None:  # noqa: ANN001
     """Answer the child until it execs (EOF) or reports why it could not."""
     while True:
         t, v, payload = child.recv()
@@ -318,7 +337,7 @@ def _drive(child: executor.Child, data: dict, sec_obj, sub_cgroups: dict[str, st
         elif t == executor.MSG_FD:
             from ocirun.create import _send_listener
 
-            _send_listener(sec_obj, child.take_fd(v), state.hook_state(data, "running"))
+            _send_listener(sec_obj, child.take_fd(v), data.hook_json("running"))
         elif t == executor.MSG_ERROR:
             msg = payload.decode(errors="replace")
             child.kill()
@@ -334,6 +353,8 @@ def _join_cgroup(mgr, pid: int, sub: dict[str, str]) -> None:  # noqa: ANN001
     if not sub:
         mgr.add_pid(pid)
         return
+    if mgr.mode == "disabled":
+        raise mgr.refuse("--cgroup")
     if mgr.mode == "v2" and set(sub) - {"", "unified"}:
         raise OciError("--cgroup", "controller prefixes other than unified: are not allowed on cgroup v2")
     done: set[str] = set()

@@ -38,10 +38,12 @@ GLOBAL: dict[str, tuple[str, str]] = {
                     "$XDG_RUNTIME_DIR/ocirun when rootless)"),
     "log": ("FILE", "write the runtime's log to FILE (`file:FILE` accepted)"),
     "log_format": ("text|json", "format of the --log lines (json: one {\"level\",\"msg\",\"time\"} object a line)"),
-    "debug": ("", "debug output (tracebacks of internal errors)"),
+    "debug": ("", "a level=debug line per runtime step in the --log file (else stderr), tracebacks of "
+                  "internal errors"),
     "systemd_cgroup": ("", "manage cgroups through systemd (cgroupsPath slice:prefix:name)"),
     "rootless": ("auto|true|false", "run without root: ignore cgroup permission errors (as runc)"),
-    "cgroup_manager": ("cgroupfs|systemd|disabled", "crun's name for the cgroup driver"),
+    "cgroup_manager": ("cgroupfs|systemd|disabled", "crun's name for the cgroup driver (systemd: as "
+                       "--systemd-cgroup; disabled: no cgroup for the container)"),
     "criu": ("PATH", "the criu binary for checkpoint/restore"),
     "trace": ("[=json]", "time every step of the runtime and the container's init (also OCIRUN_TRACE=1|json)"),
     "help": ("", "show this help"),
@@ -57,6 +59,7 @@ _CREATE = {
     "no_new_keyring": ("", "keep the caller's session keyring instead of a new one"),
     "preserve_fds": ("N", "pass fds 3..3+N-1 to the container's process"),
     "pidfd_socket": ("SOCKET", "AF_UNIX socket that receives a pidfd of the init"),
+    "config": ("FILE", "read the config from FILE instead of <bundle>/config.json (crun's --config)"),
 }
 FLAGS: dict[str, dict[str, tuple[str, str]]] = {
     "create": {**_CREATE, "dry_run": ("", "print the plan the init would carry out; create nothing")},

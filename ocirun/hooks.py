@@ -30,11 +30,11 @@ def runtime_env() -> dict[bytes, bytes]:
     return env
 
 
-def container_states(data: dict, pid: int) -> bytes:
+def container_states(st: "state_mod.ContainerState", pid: int) -> bytes:
     """What createContainer and startContainer hooks read on stdin, NUL-separated (csrc/proc.c hook_state):
     the state with the pid as the container sees it (runtime.md), status "creating" then "created" (runc)."""
-    d = dict(data, pid=_pid_in_container(pid))
-    return state_mod.hook_state(d, "creating") + b"\0" + state_mod.hook_state(d, "created")
+    inner = _pid_in_container(pid)
+    return st.hook_json("creating", inner) + b"\0" + st.hook_json("created", inner)
 
 
 def _pid_in_container(pid: int) -> int:

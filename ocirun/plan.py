@@ -86,6 +86,18 @@ CLONE_NEWPID = NAMESPACES["pid"]
 CLONE_NEWUSER = NAMESPACES["user"]
 
 
+class SeccompFilter:
+    """A compiled linux.seccomp filter as the plan loads it: the BPF program (struct sock_filter array), the
+    seccomp(2) flags, and whether it returns a listener fd (SCMP_ACT_NOTIFY) to hand to the runtime."""
+
+    __slots__ = ("bpf", "flags", "notify")
+
+    def __init__(self, bpf: bytes, flags: int, notify: bool) -> None:
+        self.bpf = bpf
+        self.flags = flags
+        self.notify = notify
+
+
 class Step:
     """One plan step: the opcode name, a label naming what it comes from (used in errors), its args."""
 
@@ -289,7 +301,7 @@ def _sched_steps(plan: Plan, p: Process) -> None:
         plan.add("CPU_AFFINITY", "process.execCPUAffinity", p.cpu_affinity)
 
 
-def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None) -> None:
+def _user_steps(plan: Plan, p: Process, seccomp: SeccompFilter | None) -> None:
     """Privilege drop in the order the kernel needs: bounding set, ids with caps kept, then the cap sets."""
     caps = p.capabilities
     nnp = p.no_new_privileges
@@ -305,7 +317,7 @@ def _user_steps(plan: Plan, p: Process, seccomp: tuple[bytes, int, bool] | None)
     if seccomp and not nnp:
         # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges, a
         # notify filter too (its listener fd goes to the runtime, which waits for it until the init is ready).
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1 if seccomp[2] else 0)
+        plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 1 if seccomp.notify else 0)
     u = p.user
     if caps is not None:
         plan.add("KEEPCAPS", "process.user", 1)
@@ -330,7 +342,7 @@ def _needs_home(env: list[str]) -> bool:
 
 
 def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None,
-                seccomp: tuple[bytes, int, bool] | None, start_hooks: list | None = None) -> None:
+                seccomp: SeccompFilter | None, start_hooks: list | None = None) -> None:
     plan.add("CHDIR", "process.cwd", p.cwd)
     if p.apparmor_profile or p.selinux_label:
         from ocirun.lsm import exec_attrs
@@ -340,16 +352,16 @@ def _exec_steps(plan: Plan, p: Process, preserve_fds: int, listen_fd: int | None
     path = next((e[5:] for e in p.env if e.startswith("PATH=")), "")
     plan.add("FIND_EXEC", "process.args", p.args[0], path)
     nnp = p.no_new_privileges
-    if seccomp and nnp and seccomp[2]:
+    if seccomp and nnp and seccomp.notify:
         # A notify listener fd must reach the runtime, which is only there until create returns.
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 1)
+        plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 1)
     plan.add("CLOSE_FDS", "", 3 + preserve_fds)
     if listen_fd is not None:
         plan.add("WAIT_START", "", listen_fd)
-    if seccomp and nnp and not seccomp[2]:
+    if seccomp and nnp and not seccomp.notify:
         # As late as possible, so the runtime's own syscalls are not filtered; but before the startContainer
         # hooks, which run under the container's filter as in runc and crun.
-        plan.add("SECCOMP", "linux.seccomp", seccomp[0], seccomp[1], 0)
+        plan.add("SECCOMP", "linux.seccomp", seccomp.bpf, seccomp.flags, 0)
     env = [e for e in p.env if not e.startswith("HOME=")] if _needs_home(p.env) else p.env  # the child adds it
     for i, h in enumerate(start_hooks or ()):
         # Without `env`: the process's, the HOME the child looked up included (HOOK_PROCESS_ENV), as runc.
@@ -366,7 +378,7 @@ def compile_create(
     no_pivot: bool = False,
     no_new_keyring: bool = False,
     cgroup: dict | None = None,
-    seccomp: tuple[bytes, int, bool] | None = None,
+    seccomp: SeccompFilter | None = None,
 ) -> Plan:
     """The plan for a container's init (create/run)."""
     if cfg.process is None:
@@ -515,7 +527,7 @@ def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) 
 
 
 def _process_steps(plan: Plan, cfg: Config, console_fd: int | None, no_new_keyring: bool,
-                   seccomp: tuple[bytes, int, bool] | None, preserve_fds: int, listen_fd: int) -> None:
+                   seccomp: SeccompFilter | None, preserve_fds: int, listen_fd: int) -> None:
     p = cfg.process
     if console_fd is not None:
         rows, cols = p.console_size or (0, 0)
@@ -539,7 +551,7 @@ def compile_exec(
     *,
     console_fd: int | None = None,
     preserve_fds: int = 0,
-    seccomp: tuple[bytes, int, bool] | None = None,
+    seccomp: SeccompFilter | None = None,
 ) -> Plan:
     """The plan for `exec`: join the container's namespaces (fds opened by the runtime), then the process."""
     plan = Plan()

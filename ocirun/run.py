@@ -4,13 +4,13 @@ exits with the container's status and deletes the container."""
 
 import ocirun
 from ocirun import fspath, lifecycle
-from ocirun.cli import Output
 from ocirun.create import CreateOpts, create
 from ocirun.errors import OciError
 from ocirun.executor import forward_signals, wait_status
 
 
-def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
+def run(o: CreateOpts, detach: bool, keep: bool, warn) -> int:  # noqa: ANN001
+    """`warn(msg)`: where warnings go (the CLI's output)."""
     from ocirun import config as config_mod
 
     cfg_terminal = False
@@ -19,12 +19,12 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         tr = ocirun.TRACER
         t = tr and tr.now()
         try:
-            cfg = config_mod.load(o.bundle)
+            cfg = config_mod.load(o.bundle, o.config)
             cfg_terminal = bool(cfg.process and cfg.process.terminal)
         except OciError:
             pass  # create reports it
         if tr:
-            tr.step("config.load", t, fspath.join(o.bundle, "config.json"))
+            tr.step("config.load", t, o.config or fspath.join(o.bundle, "config.json"))
     relay = None
     if cfg_terminal:
         if detach:
@@ -35,28 +35,28 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         o.console_fd = relay.child_end
         o.console_size = relay.host_size()
     try:
-        data, child = create(o, out.warn, cfg)
+        st, child = create(o, warn, cfg)
     finally:
         if relay is not None:
             relay.close_child_end()
-    if o.dry_run:
+    if st is None or child is None:  # --dry-run
         return 0
     if relay is not None:
         relay.receive_master()
     if not detach:
         forward_signals(child.pid)
     try:
-        notify = lifecycle.start(o.root, o.cid, out.warn, created=data)
+        notify = lifecycle.start(o.root, o.cid, warn, created=st)
     except BaseException:
         if not detach:
             _kill(child.pid)  # start may fail before its go (NOTIFY_SOCKET): the init would wait forever
             wait_status(child.pid)
         if not keep:
-            lifecycle.delete(o.root, o.cid, True, out.warn)
+            lifecycle.delete(o.root, o.cid, True, warn)
         raise
     if ocirun.TRACER:
         ocirun.TRACER.flush()
-    waiting = _notify(notify, child.pid, detach, relay is not None, out) if notify is not None else None
+    waiting = _notify(notify, child.pid, detach, relay is not None, warn) if notify is not None else None
     if detach:
         return 0
     if relay is not None:
@@ -65,7 +65,7 @@ def run(o: CreateOpts, detach: bool, keep: bool, out: Output) -> int:
         waiting.join()  # what the container said before it exited still reaches the host
     status = wait_status(child.pid)
     if not keep:
-        lifecycle.delete(o.root, o.cid, True, out.warn)
+        lifecycle.delete(o.root, o.cid, True, warn)
     return status
 
 
@@ -79,7 +79,7 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _notify(notify, pid: int, detach: bool, terminal: bool, out: Output):  # noqa: ANN001, ANN202
+def _notify(notify, pid: int, detach: bool, terminal: bool, warn):  # noqa: ANN001, ANN202
     """NOTIFY_SOCKET: relay the container's readiness. MAINPID is the container's init when we detach, else
     ourselves: the service manager watches the process that stays (runc). With a terminal to relay too, the
     wait runs beside it in a thread, which is returned."""
@@ -91,7 +91,7 @@ def _notify(notify, pid: int, detach: bool, terminal: bool, out: Output):  # noq
         try:
             notify.forward(mainpid)
         except OciError as e:
-            out.warn(str(e))
+            warn(str(e))
 
     if terminal and not detach:
         import threading

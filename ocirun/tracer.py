@@ -86,8 +86,11 @@ def describe_step(st: object) -> str:
 class Tracer:
     """Collects steps and prints them (text or JSON lines) on stderr in start order."""
 
-    def __init__(self, mode: str, t0: int) -> None:
+    def __init__(self, mode: str, t0: int, sink=None) -> None:  # noqa: ANN001
+        """`mode`: "text", "json" or "" (print nothing); `sink(msg)`: also gets each step as one line (--debug)."""
+        self.show = bool(mode)
         self.json = mode.lower() == "json"
+        self.sink = sink
         self.t0 = t0
         self.pending: list[tuple[int, int | None, str, str, str]] = []
         self.children: list[_ChildTrace] = []
@@ -130,6 +133,11 @@ class Tracer:
         for start, end, who, name, detail in events:
             at = (start - self.t0) / 1e6
             dur = None if end is None else (end - start) / 1e6
+            if self.sink is not None:
+                took = "" if not dur else f" ({dur:.3f} ms)"  # (a point in time has no duration)
+                self.sink(f"{who}: {name}{': ' + detail if detail else ''}{took}")
+            if not self.show:
+                continue
             if self.json:
                 from ocirun import jsonio
 

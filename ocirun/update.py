@@ -7,7 +7,6 @@ Sizes accept runc's (docker/go-units RAMInBytes) forms: 100m, 1g, 512k, 1.5GiB, 
 
 import sys
 
-from ocirun.cli import Args
 from ocirun.errors import OciError, must_be, out_of_range, show
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -98,7 +97,22 @@ def read_resources(path: str) -> dict:
     return obj
 
 
-def resources_from_args(a: Args) -> dict:
+class UpdateOpts:
+    """`update`'s flags, as given (None when absent); the slots are the flag names of the CLI's table."""
+
+    __slots__ = ("resources", "memory", "memory_swap", "memory_reservation", "kernel_memory", "kernel_memory_tcp",
+                 "cpu_quota", "cpu_period", "cpu_shares", "cpu_rt_period", "cpu_rt_runtime", "cpuset_cpus",
+                 "cpuset_mems", "pids_limit", "blkio_weight", "l3_cache_schema", "mem_bw_schema", "cpu_idle",
+                 "cpu_burst")
+
+    def __init__(self, **flags: str | None) -> None:
+        for name in self.__slots__:
+            setattr(self, name, flags.pop(name, None))
+        if flags:
+            raise TypeError(f"unknown update options: {sorted(flags)}")
+
+
+def resources_from_opts(a: UpdateOpts) -> dict:
     """The linux.resources dict `update` applies: --resources, then the flags on top (only keys given)."""
     for attr, flag in (("l3_cache_schema", "l3-cache-schema"), ("mem_bw_schema", "mem-bw-schema")):
         if getattr(a, attr):

@@ -212,7 +212,7 @@ def test_collecting_report_finds_every_independent_fault(tmp_path):
     spec["process"]["capabilities"]["ambient"] = ["CAP_NOPE"]
     (tmp_path / "config.json").write_text(json.dumps(spec))
     r = config.Report(collect=True)
-    config.load(str(tmp_path), r)
+    config.load(str(tmp_path), report=r)
     assert sorted(r.faults) == [
         ("linux.namespaces[5].type", 'namespace "pid" repeated (first at linux.namespaces[0])'),
         ("linux.namespaces[6].type", f'invalid value "bogus": {NS}'),

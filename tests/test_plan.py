@@ -72,7 +72,7 @@ def test_mount_options():
 
 
 def test_seccomp_placement(tmp_path):
-    sec, notify = (b"\0" * 8, 0, False), (b"\0" * 8, 0, True)
+    sec, notify = plan.SeccompFilter(b"\0" * 8, 0, False), plan.SeccompFilter(b"\0" * 8, 0, True)
     c = cfg_for(tmp_path, lambda s: s.update(hooks={"startContainer": [{"path": "/bin/true"}]}))
     o = ops(plan.compile_create(c, listen_fd=5, seccomp=sec))
     # NNP: as late as possible, but the startContainer hooks run under the filter (runc, crun)
@@ -84,13 +84,14 @@ def test_seccomp_placement(tmp_path):
         o = ops(plan.compile_create(c, listen_fd=5, seccomp=s))
         assert o.count("SECCOMP") == 1 and o.index("SECCOMP") < o.index("SETUID") < o.index("HOOK")
         assert [st.args[2] for st in plan.compile_create(c, listen_fd=5, seccomp=s).steps
-                if st.op == "SECCOMP"] == [int(s[2])]
+                if st.op == "SECCOMP"] == [int(s.notify)]
 
 
 def test_encode_is_accepted_by_the_c_parser(tmp_path):
     from ocirun import executor
 
-    p = plan.compile_create(cfg_for(tmp_path), listen_fd=5, seccomp=(b"\x06\0\0\0\0\0\xff\x7f", 0, False))
+    allow = plan.SeccompFilter(b"\x06\0\0\0\0\0\xff\x7f", 0, False)
+    p = plan.compile_create(cfg_for(tmp_path), listen_fd=5, seccomp=allow)
     executor.check(p)
     bad = plan.Plan()
     bad.steps.append(plan.Step("EXEC", "", 5))
@@ -179,12 +180,12 @@ def test_cwd_steps(tmp_path):
     """runc's order: cwd created after pivot_root (before / turns read-only), entered before the user switch
     and again after it; no creation when the cwd is / and none for exec."""
     c = cfg_for(tmp_path, lambda s: s["process"].update(cwd="/work"))
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, False)))
     assert o.index("PIVOT") < o.index("MKDIR_CWD") < o.index("ROOT_READONLY")
     assert o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR") < o.index("EXEC")
     assert "OPEN_CWD" not in o and "MKDIR_CWD" not in ops(plan.compile_create(cfg_for(tmp_path), listen_fd=5))
     c.process.no_new_privileges = False
-    o = ops(plan.compile_create(c, listen_fd=5, seccomp=(b"\0" * 8, 0, False)))
+    o = ops(plan.compile_create(c, listen_fd=5, seccomp=plan.SeccompFilter(b"\0" * 8, 0, False)))
     assert o.index("CHDIR_TRY") < o.index("SECCOMP") < o.index("SETUID")  # resolved before a filter is on
     o = ops(plan.compile_exec(c.process, []))
     assert "MKDIR_CWD" not in o and o.index("CHDIR_TRY") < o.index("SETUID") < o.index("CHDIR")

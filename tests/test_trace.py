@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ocirun.cli import Args, _trace_mode, parse
+from ocirun.cli import GLOBAL, Args, _trace_mode, parse
 
 PREFIX = "ocirun trace: "
 
@@ -36,11 +36,11 @@ def test_trace_flag_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _trace_mode(parse(["--trace=1", "state", "x"])[0]) == "text"
     assert _trace_mode(parse(["state", "x"])[0]) == ""
     monkeypatch.setenv("OCIRUN_TRACE", "json")
-    assert _trace_mode(Args()) == "json"
+    assert _trace_mode(Args(GLOBAL)) == "json"
     monkeypatch.setenv("OCIRUN_TRACE", "1")
-    assert _trace_mode(Args()) == "text"
+    assert _trace_mode(Args(GLOBAL)) == "text"
     monkeypatch.setenv("OCIRUN_TRACE", "0")
-    assert _trace_mode(Args()) == ""
+    assert _trace_mode(Args(GLOBAL)) == ""
 
 
 def test_run_trace_lists_runtime_and_init_steps_in_order(rt, bundle) -> None:  # noqa: ANN001

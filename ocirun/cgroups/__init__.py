@@ -156,5 +156,9 @@ def from_state(data: dict) -> Manager:
         from ocirun.cgroups.v1 import V1Manager
 
         return V1Manager.from_state(data)
+    if mode == "disabled":
+        from ocirun.cgroups.null import NullManager
+
+        return NullManager()
     raise OciError("state.json cgroup", f"unknown cgroup mode {mode!r}")
 

@@ -180,16 +180,32 @@ class V1Manager(Manager):
         raise OciError("freezer", f"{self._dirs['freezer']} did not reach FROZEN")
 
     def thaw(self) -> None:
-        with self._freezer() as fz:
-            fz.write("freezer", "freezer.state", "THAWED")
+        """THAWED in the freezer hierarchy, and on hybrid hosts cgroup.freeze 0 on the unified mount too:
+        anyone may have frozen the container there, and a task frozen either way does not run."""
+        if self._unified_frozen():
+            with fsutil.CgroupDir(self._dirs[UNIFIED]) as u:
+                u.write("freezer", "cgroup.freeze", "0")
+        if "freezer" in self._dirs or UNIFIED not in self._dirs:
+            with self._freezer() as fz:
+                fz.write("freezer", "freezer.state", "THAWED")
 
     def is_frozen(self) -> bool:
+        """FROZEN in the freezer hierarchy, or (hybrid) frozen on the unified mount."""
+        if self._unified_frozen():
+            return True
         if "freezer" not in self._dirs:
             return False
         if not fspath.isdir(self._dirs["freezer"]):
             return False
         with self._freezer() as fz:
             return fz.read("freezer.state").strip() == "FROZEN"
+
+    def _unified_frozen(self) -> bool:
+        d = self._dirs.get(UNIFIED)
+        if d is None or not fspath.isdir(d):
+            return False
+        with fsutil.CgroupDir(d) as u:
+            return "frozen 1" in (u.read_opt("cgroup.events") or "").splitlines()
 
     def kill_all(self, sig: int) -> None:
         """Freeze, signal every pid, thaw: frozen tasks cannot fork new ones behind our back."""

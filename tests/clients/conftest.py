@@ -191,6 +191,9 @@ tmp_dir = "{base}/tmp"
 static_dir = "{base}/storage/libpod"
 volume_path = "{base}/storage/volumes"
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "ocirun"]
+# (podman 4.3's containers/common reads this key without the final "s" that its man page gives it)
+runtime_supports_nocgroup = ["crun", "krun", "ocirun"]
+runtime_supports_nocgroups = ["crun", "krun", "ocirun"]
 
 [engine.runtimes]
 ocirun = ["{ocirun}"]

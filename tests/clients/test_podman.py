@@ -172,6 +172,29 @@ def test_stats_and_kill(podman: Podman) -> None:
     assert inspect(podman, name)["State"]["ExitCode"] == 137
 
 
+def test_cgroups_disabled(podman: Podman) -> None:
+    """--cgroups=disabled: podman passes crun's `--cgroup-manager disabled`; the container gets no cgroup of
+    its own (it stays in conmon's)."""
+    name = podman.name()
+    path = podman.runtime
+    if podman.runtime_name == "ocirun":
+        podman.runtime = "ocirun"  # by its name in containers.conf, the one runtime_supports_nocgroup lists
+    try:
+        r = podman("run", "-d", "--name", name, "--cgroups=disabled", IMAGE, "sleep", "1000")
+    finally:
+        podman.runtime = path
+    if podman.runtime_name == "runc" and r.returncode != 0:
+        pytest.skip(f"podman refuses --cgroups=disabled with runc: {r.err.strip()}")
+    assert r.returncode == 0, r
+    pid = inspect(podman, name)["State"]["Pid"]
+    conmon = inspect(podman, name)["State"]["ConmonPid"]
+    with open(f"/proc/{pid}/cgroup") as f, open(f"/proc/{conmon}/cgroup") as g:
+        assert f.read() == g.read()
+    r = podman("exec", name, "echo", "in")
+    assert r.returncode == 0 and r.out == "in\n", r
+    podman("rm", "-f", name, check=True)
+
+
 @pytest.mark.parametrize("mode", ["container", "conmon"])
 def test_sdnotify(podman: Podman, mode: str) -> None:
     """--sdnotify=container: podman binds conmon's proxy socket on /run/notify and sets NOTIFY_SOCKET in the
