@@ -28,6 +28,7 @@ def fault(tmp_path, mutate) -> str:  # noqa: ANN001
 
 
 def test_default_spec_loads(tmp_path):
+    assert default_spec()["linux"]["namespaces"][0] == {"type": "pid"}  # (the tables below insert after it)
     c = load(tmp_path, lambda s: None)
     assert c.process.args == ["sh"] and c.root_readonly and c.root_path == str(tmp_path / "rootfs")
     assert {n.type for n in c.linux.namespaces} >= {"pid", "mount", "ipc", "uts", "network"}
@@ -51,8 +52,8 @@ NS = "must be one of pid, network, mount, ipc, uts, user, cgroup, time"
 @pytest.mark.parametrize(("mutate", "msg"), [
     (lambda s: s["linux"]["namespaces"].insert(2, {"type": "foo"}),
      f'linux.namespaces[2].type: invalid value "foo": {NS}'),
-    (lambda s: s["linux"]["namespaces"].append({"type": "pid"}),
-     'linux.namespaces[5].type: namespace "pid" repeated (first at linux.namespaces[0])'),
+    (lambda s: s["linux"]["namespaces"].insert(1, {"type": "pid"}),  # (the default spec starts with pid)
+     'linux.namespaces[1].type: namespace "pid" repeated (first at linux.namespaces[0])'),
     (sets("process.cwd", "tmp"), 'process.cwd: must be an absolute path, got "tmp"'),
     (sets("process.args", []), "process.args: must name the program to run"),
     (sets("process.args", "sh"), 'process.args: must be an array, got string "sh"'),
@@ -88,11 +89,11 @@ NS = "must be one of pid, network, mount, ipc, uts, user, cgroup, time"
      "rslave, rprivate, runbindable"),
     (sets("linux.uidMappings", [{"containerID": 0, "hostID": 1, "size": 1}]),
      "linux.uidMappings: is set but linux.namespaces has no user namespace"),
-    (lambda s: s["linux"]["namespaces"].append({"type": "user"}),
-     "linux.uidMappings: is required by the new user namespace (linux.namespaces[5])"),
+    (lambda s: s["linux"]["namespaces"].insert(1, {"type": "user"}),
+     "linux.uidMappings: is required by the new user namespace (linux.namespaces[1])"),
     (sets("linux.namespaces", [{"type": "mount"}]), "hostname: setting a hostname needs a uts namespace"),
-    (lambda s: s["linux"]["namespaces"].append({"type": "user", "path": "relative"}),
-     'linux.namespaces[5].path: must be an absolute path, got "relative"'),
+    (lambda s: s["linux"]["namespaces"].insert(1, {"type": "user", "path": "relative"}),
+     'linux.namespaces[1].path: must be an absolute path, got "relative"'),
     (sets("linux.cgroupsPath", "/" + "x" * 256),
      "linux.cgroupsPath: is too long (257 bytes; a cgroup's name takes at most 255, the whole path 3072)"),
     (sets("linux.resources.devices", [{"allow": True, "access": ""}]),
@@ -206,7 +207,7 @@ def test_collecting_report_finds_every_independent_fault(tmp_path):
     spec = default_spec()
     spec["process"]["cwd"] = "rel"
     spec["process"]["user"]["uid"] = "root"
-    spec["linux"]["namespaces"] += [{"type": "pid"}, {"type": "bogus"}]
+    spec["linux"]["namespaces"][1:1] = [{"type": "pid"}, {"type": "bogus"}]
     spec["mounts"][1]["destination"] = 5
     spec["linux"]["sysctl"] = {"vm.swappiness": "1"}
     spec["process"]["capabilities"]["ambient"] = ["CAP_NOPE"]
@@ -214,8 +215,8 @@ def test_collecting_report_finds_every_independent_fault(tmp_path):
     r = config.Report(collect=True)
     config.load(str(tmp_path), report=r)
     assert sorted(r.faults) == [
-        ("linux.namespaces[5].type", 'namespace "pid" repeated (first at linux.namespaces[0])'),
-        ("linux.namespaces[6].type", f'invalid value "bogus": {NS}'),
+        ("linux.namespaces[1].type", 'namespace "pid" repeated (first at linux.namespaces[0])'),
+        ("linux.namespaces[2].type", f'invalid value "bogus": {NS}'),
         ('linux.sysctl["vm.swappiness"]',
          "is not in a separate kernel namespace: setting it would change the host's value"),
         ("mounts[1].destination", "must be a string, got integer 5"),
