@@ -2,7 +2,7 @@
 PY ?= python3
 PREFIX ?= /usr/local
 BUNDLE ?= bundles/busybox
-APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc musl-tools make iproute2 procps runc crun python3.11 libpython3.11-dev
+APT_PACKAGES := busybox-static libseccomp-dev libcap-dev gcc musl-tools make iproute2 procps runc crun python3.11 libpython3.11-dev strace
 PIP_PACKAGES := cffi pyseccomp jsonschema pytest ruff
 
 .PHONY: all deps build install uninstall bundle run test test-unit test-integration lint clean

@@ -257,7 +257,9 @@ void do_mount(struct child_ctx *c, const struct ocirun_arg *a, uint32_t n) {
       close(fd);
     }
   } else {
-    if (mount(*src ? src : fstype, target, fstype, flags & ~MS_REMOUNT, *data ? data : NULL) < 0)
+    /* proc shows its mounter's pid namespace: before we enter one we join (PIDNS_FORK), name that one */
+    int done = c->pidns_pending && !strcmp(fstype, "proc") && mount_proc_for_children(c, src, target, dst, flags, data);
+    if (!done && mount(*src ? src : fstype, target, fstype, flags & ~MS_REMOUNT, *data ? data : NULL) < 0)
       die(c, errno, "mount %s (%s) on %s", src, fstype, dst);
     close(fd);
   }

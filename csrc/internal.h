@@ -17,6 +17,8 @@ struct child_ctx {
   const char *label;      /* current step's label, for errors */
   struct ocirun_trace *trace;         /* --trace only (OP_TRACE) */
   struct ocirun_trace_rec *trace_cur; /* the running step's record */
+  int pidns_pending; /* a pid namespace is set for our children (SETNS), not entered yet (PIDNS_FORK) */
+  int pidns_fd;      /* that namespace, while pending */
 };
 
 /* Report an error (errno-style) to whoever waits for us and exit. Never returns. */
@@ -42,6 +44,14 @@ void do_sysctl(struct child_ctx *c, const char *key, const char *value);
 
 /* passwd.c */
 void do_lookup_home(struct child_ctx *c, long long uid);
+
+/* pidns.c: setns of a pid namespace to enter later; the fork that enters it (the runtime follows the new
+ * pid: MSG_PID); a proc mount for that namespace before the fork: 1 when mounted, 0 when the kernel could not
+ * and we forked instead (mount as usual then) */
+void join_pidns(struct child_ctx *c, int fd, const char *path); /* path: for errors, or NULL */
+void fork_into_pidns(struct child_ctx *c);
+int mount_proc_for_children(struct child_ctx *c, const char *src, const char *target, const char *dst,
+                            unsigned long flags, const char *data);
 
 /* copyup.c */
 void do_mount_copyup(struct child_ctx *c, const struct ocirun_arg *a);

@@ -4,11 +4,9 @@
 #include <stddef.h>
 
 /* Clone the container's init (or an exec'd process) and let it carry out `plan`.
- * clone_flags: the namespaces created by clone itself; cgroup_fd >= 0 uses clone3(CLONE_INTO_CGROUP);
- * pidns_fd >= 0: a pid namespace to join first (only the child lands in it).
+ * clone_flags: the namespaces created by clone itself; cgroup_fd >= 0 uses clone3(CLONE_INTO_CGROUP).
  * Returns the child's pid (> 0) with *sync_fd set to the parent's end of the sync socket, or -errno. */
-int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int pidns_fd,
-                 int *sync_fd);
+int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int *sync_fd);
 
 /* Parse a plan without running it; 0 if well formed, else -1 and the step index in *bad_step. */
 int ocirun_check_plan(const char *plan, size_t len, int *bad_step);

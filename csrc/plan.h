@@ -66,6 +66,7 @@ enum ocirun_op {
   OP_CHDIR_TRY,        /* path: chdir there while privileged; on EACCES/EPERM keep it resolved for CHDIR */
   OP_LOOKUP_HOME,      /* uid: HOME=<its home in the container's /etc/passwd, or /> is added to the exec env */
   OP_CHOWN_STDIO,      /* uid: stdio (the container's pty, pipes, files; not /dev/null or other ttys) to that uid */
+  OP_PIDNS_FORK,       /* fork into the pid namespace SETNS set for our children; the grandchild carries on */
   OP_MAX
 };
 

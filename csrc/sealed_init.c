@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/mount.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -89,7 +90,48 @@ static int copy_file(int dst, int src, off_t size) {
   return 0;
 }
 
-int ocirun_seal_init(const char *path) {
+/* The fallback where vm.memfd_noexec=2 forbids an executable memfd: the copy goes into a tmpfs of our own
+ * that is mounted nowhere (fsopen, fsmount: a detached mount no other process can reach), whose superblock
+ * and mount are then made read-only. Nobody can write the file again, whatever their capabilities (EROFS
+ * where a memfd gives EPERM), and it is never the host's file (a read-only bind mount of ocirun-init, or an
+ * overlayfs over its directory, would still be: runc's ways). Returns an O_RDONLY fd of the file, or -errno. */
+static int tmpfs_copy(int src, off_t size) {
+  int fs, mnt = -1, w = -1, pick = -1, fd = -1, r;
+  struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+  if ((fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC)) < 0) return -errno;
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "nr_inodes", "2", 0) < 0 ||
+      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+      (mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0 ||
+      (w = openat(mnt, "ocirun-init", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0555)) < 0) {
+    r = -errno;
+    goto out;
+  }
+  r = copy_file(w, src, size);
+  if (close(w) < 0 && !r) r = -errno;
+  w = -1;
+  if (r) goto out;
+  /* Read-only: the superblock (reconfigured through fspick), then the mount. */
+  if ((pick = (int)syscall(SYS_fspick, mnt, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC)) < 0 ||
+      syscall(SYS_fsconfig, pick, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+      syscall(SYS_fsconfig, pick, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0 ||
+      syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &ro, sizeof ro) < 0 ||
+      (fd = openat(mnt, "ocirun-init", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+    r = -errno;
+    goto out;
+  }
+  /* Check the guarantee rather than trust it: no open for writing may succeed. */
+  int probe = openat(mnt, "ocirun-init", O_WRONLY | O_CLOEXEC);
+  r = probe < 0 && errno == EROFS ? 0 : -EPERM;
+  if (probe >= 0) close(probe);
+out:;
+  int fds[] = {fs, mnt, w, pick};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  if (r && fd >= 0) close(fd);
+  return r ? r : fd;
+}
+
+int ocirun_seal_init(const char *path, int *fallback_err) {
   if (init_fd >= 0) return init_fd;
   if (!path) return -ENOEXEC; /* (ocirun_spawn asks for the fd made earlier) */
   int src = open(path, O_RDONLY | O_CLOEXEC), fd = -1, r = 0;
@@ -99,9 +141,15 @@ int ocirun_seal_init(const char *path) {
     r = -errno;
   else if (!S_ISREG(st.st_mode) || st.st_size < 64)
     r = -ENOEXEC;
-  else if ((fd = memfd_with("ocirun-init", MFD_EXEC)) < 0)
+  else if ((fd = memfd_with("ocirun-init", MFD_EXEC)) < 0) {
     r = -errno; /* EACCES: vm.memfd_noexec=2 forbids executable memfds */
-  else if ((r = copy_file(fd, src, st.st_size)) == 0 && fchmod(fd, 0555) < 0)
+    int f = tmpfs_copy(src, st.st_size);
+    if (f >= 0) {
+      close(src);
+      return init_fd = f;
+    }
+    if (fallback_err) *fallback_err = -f;
+  } else if ((r = copy_file(fd, src, st.st_size)) == 0 && fchmod(fd, 0555) < 0)
     r = -errno;
   if (!r) r = seal(fd);
   close(src);

@@ -6,7 +6,9 @@
 #define OCIRUN_SEALED_INIT_H
 
 /* Copy the init program at `path` into a memfd sealed against any change (made once per process; later
- * calls return the same fd, whatever `path`; NULL only asks for it). Returns the memfd, or -errno. */
-int ocirun_seal_init(const char *path);
+ * calls return the same fd, whatever `path`; NULL only asks for it). Returns the fd, or -errno. Where the
+ * kernel refuses executable memfds (vm.memfd_noexec=2) the copy is a read-only file of a private tmpfs
+ * instead; when that fails too, *fallback_err (if given) gets its errno. */
+int ocirun_seal_init(const char *path, int *fallback_err);
 
 #endif

@@ -126,19 +126,16 @@ static void do_unshare(struct child_ctx *c, unsigned long flags) {
   if (unshare(flags & ~CLONE_NEWPID) < 0) die(c, errno, "unshare(0x%lx)", flags);
   if (!(flags & CLONE_NEWPID)) return;
   if (unshare(CLONE_NEWPID) < 0) die(c, errno, "unshare(CLONE_NEWPID)");
-  /* CLONE_PARENT: the runtime stays the parent, so `run` can wait for it and pdeathsig still means "the runtime". */
-  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
-  if (pid < 0) die(c, errno, "fork into the new pid namespace");
-  if (pid > 0) {
-    send_msg(c->sync_fd, MSG_PID, pid, NULL, 0);
-    _exit(0);
-  }
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  fork_into_pidns(c);
 }
 
 static void do_setns(struct child_ctx *c, const char *path, int nstype) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) die(c, errno, "open namespace %s", path);
+  if (nstype == CLONE_NEWPID) {
+    join_pidns(c, fd, path);
+    return;
+  }
   if (setns(fd, nstype) < 0) die(c, errno, "setns %s", path);
   close(fd);
 }
@@ -169,7 +166,9 @@ static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
 static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uint32_t n) {
   switch (op) {
   case OP_SETNS:
-    if (a[0].kind == ARG_INT) { /* an fd the runtime opened (exec: before any setns hides the paths) */
+    if (a[0].kind == ARG_INT && a[1].i == CLONE_NEWPID) {
+      join_pidns(c, (int)a[0].i, NULL);
+    } else if (a[0].kind == ARG_INT) { /* an fd the runtime opened (exec: before any setns hides the paths) */
       if (setns((int)a[0].i, (int)a[1].i) < 0) die(c, errno, "setns");
       close((int)a[0].i);
     } else {
@@ -194,6 +193,9 @@ static void run_step(struct child_ctx *c, uint32_t op, struct ocirun_arg *a, uin
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) die(c, errno, "sched_setattr");
     break;
   }
+  case OP_PIDNS_FORK: /* (done already where a proc mount could not wait for it) */
+    if (c->pidns_pending) fork_into_pidns(c);
+    break;
   case OP_CPU_AFFINITY: {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -464,9 +466,8 @@ static void child_main(const char *plan, size_t len, int sync_fd, int plan_fd, i
   exec_sealed_init(&c, plan_fd, ppid, clone_flags & CLONE_NEWUSER ? INIT_CARRY_CAPS : 0);
 }
 
-int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int pidns_fd,
-                 int *sync_fd) {
-  int sv[2], bad, saved_pidns = -1, plan_fd, init_fd = ocirun_seal_init(NULL);
+int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cgroup_fd, int *sync_fd) {
+  int sv[2], bad, plan_fd, init_fd = ocirun_seal_init(NULL, NULL);
   pid_t pid;
   if (init_fd < 0) return -ENOEXEC;
   if (ocirun_check_plan(plan, len, &bad) < 0) return -EINVAL;
@@ -476,19 +477,9 @@ int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cg
     close(plan_fd);
     return -e;
   }
-  /* In a new (or another) pid namespace the child sees no parent: it can't check getppid() then. */
-  long ppid = (clone_flags & CLONE_NEWPID) || pidns_fd >= 0 ? 0 : (long)getpid();
-  if (pidns_fd >= 0) {
-    saved_pidns = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
-    if (saved_pidns < 0 || setns(pidns_fd, CLONE_NEWPID) < 0) {
-      int e = errno;
-      if (saved_pidns >= 0) close(saved_pidns);
-      close(sv[0]);
-      close(sv[1]);
-      close(plan_fd);
-      return -e;
-    }
-  }
+  /* In a new pid namespace the child sees no parent: it can't check getppid() then. (A pid namespace to
+   * join is the plan's business: SETNS, then PIDNS_FORK once the child is out of the host's mounts.) */
+  long ppid = clone_flags & CLONE_NEWPID ? 0 : (long)getpid();
   if (cgroup_fd >= 0) {
     struct clone_args ca;
     memset(&ca, 0, sizeof ca);
@@ -505,10 +496,6 @@ int ocirun_spawn(const char *plan, size_t len, unsigned long clone_flags, int cg
     _exit(1);
   }
   int e = errno;
-  if (saved_pidns >= 0) {
-    setns(saved_pidns, CLONE_NEWPID);
-    close(saved_pidns);
-  }
   close(plan_fd);
   close(sv[1]);
   if (pid < 0) {

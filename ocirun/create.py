@@ -278,7 +278,9 @@ def _open_manager(cfg: config_mod.Config, o: CreateOpts):  # noqa: ANN202
 
 
 def _forks_into_pidns(p: plan.Plan) -> bool:
-    """The child forks the init into a new pid namespace (and reports its pid with MSG_PID)."""
+    """The child forks the init into a new pid namespace before its first sync point (UNSHARE), so MSG_PID may
+    come after SYNC_PLACED and the answer waits for it. (A joined one is entered by PIDNS_FORK after that
+    point: nothing waits.)"""
     return any(s.op == "UNSHARE" and s.args[0] & plan.CLONE_NEWPID for s in p.steps)
 
 
@@ -299,7 +301,7 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
     intermediate process) may arrive after it: the answer then waits for it."""
     tr = ocirun.TRACER
     attached = 0 if not placed else -1  # the pid put in the cgroup by add_pid (-1: clone placed it)
-    waiting_placed = False
+    waiting_placed = recorded = False
     while True:
         t, v, payload = child.recv()
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
@@ -308,16 +310,15 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
             _write_time_offsets(child.pid, cfg)
             child.go()
         elif t == executor.MSG_PID:
-            # The child forked into its new pid namespace; reap the intermediate, follow the new init.
-            try:
-                posix.waitpid(child.pid, 0)
-            except ChildProcessError:
-                pass
-            child.pid = v
+            # The child forked into its pid namespace. Before SYNC_PLACED (a new one, UNSHARE) the new process
+            # is placed there; after it (a joined one, PIDNS_FORK) it was born in the cgroup and is the init
+            # to record now.
+            child.follow(v)
             forks = False
-            if attached >= 0:
-                mgr.add_pid(v)
+            if attached > 0:
                 attached = v
+            if recorded:
+                _record_init(st, journal, v)
         elif t == executor.MSG_SYNC and v == plan.SYNC_HOOKS:
             from ocirun import hooks
 
@@ -343,6 +344,7 @@ def _drive(child: executor.Child, cfg: config_mod.Config, mgr, st: state.Contain
         if waiting_placed and not forks:
             waiting_placed = False
             _record_init(st, journal, child.pid)
+            recorded = True
             if cfg.has_new_ns("user"):
                 t0 = tr and tr.now()
                 _write_id_maps(child.pid, cfg)

@@ -3,8 +3,10 @@
 The process is the container's own `process` (kept in state.json) with the command line's changes, or a
 whole runtime-spec process from `--process FILE`, as runc builds it. The C helper joins the namespaces through
 fds we open here (paths under /proc/<init> stop resolving once the child is in the container's mount
-namespace), the pid namespace through clone, and the cgroup at its SYNC_PLACED point. A successful execve
-closes the sync socket (SOCK_CLOEXEC): EOF means the command runs.
+namespace) and the cgroup at its SYNC_PLACED point; only then does it fork into the container's pid
+namespace (MSG_PID names the new process), so nothing of ours is visible in the container while it is still
+in the host's mount namespace. A successful execve closes the sync socket (SOCK_CLOEXEC): EOF means the
+command runs.
 
 Behaviour decisions, all as runc 1.2 unless noted:
 - exit status: the process's own in the foreground (128 + signal when killed); 255 for every failure of
@@ -26,8 +28,9 @@ from ocirun.errors import OciError
 from ocirun.state import ContainerState
 
 EXEC_FAILED = 255  # runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255)
-# Join order: the user namespace first (it owns the others), the mount namespace last.
-_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
+# Join order: pid first (setns only names our children's: done with the host's capabilities over its owner),
+# the user namespace next (it owns the others), the mount namespace last.
+_ORDER = ("pid", "user", "ipc", "uts", "network", "cgroup", "time", "mount")
 
 
 class ExecOpts:
@@ -108,8 +111,6 @@ def _exec(a: ExecOpts, warn=None) -> int:  # noqa: ANN001
             raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
         sec, sec_obj = _seccomp(data, root)
         pl = plan.compile_exec(p, ns_fds, console_fd=console_fd, preserve_fds=preserve, seccomp=sec)
-        if "pid" in data.config.namespace_types():
-            pl.pidns_path = f"/proc/{pid}/ns/pid"
         for fd in range(3, 3 + preserve):
             posix.set_inheritable(fd, True)
         # The cgroup dirs are opened before the clone: after it the child, on this CPU or on a halted one
@@ -300,10 +301,10 @@ def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
 
 
 def _open_namespaces(data: ContainerState, pid: int, fds: list[int]) -> list[tuple[str, int, int]]:
-    """fds of the init's namespaces (all but pid, which clone joins), user first, mount last."""
+    """fds of the init's namespaces in _ORDER."""
     types = data.config.namespace_types()
     out = []
-    for t in sorted((t for t in types if t in NAMESPACES and t != "pid"), key=_ORDER.index):
+    for t in sorted((t for t in types if t in NAMESPACES), key=_ORDER.index):
         name = "net" if t == "network" else "mnt" if t == "mount" else t
         path = f"/proc/{pid}/ns/{name}"
         try:
@@ -334,6 +335,8 @@ def _drive(child: executor.Child, data: ContainerState, sec_obj, sub_cgroups: di
         if t == executor.MSG_SYNC and v == plan.SYNC_PLACED:
             _join_cgroup(mgr, child.pid, sub_cgroups)
             child.go()
+        elif t == executor.MSG_PID:
+            child.follow(v)  # forked into the pid namespace (in the cgroup it inherited)
         elif t == executor.MSG_FD:
             from ocirun.create import _send_listener
 

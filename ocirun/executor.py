@@ -13,7 +13,7 @@ _HDR_SIZE = 12  # struct { uint32 type; int32 value; uint32 len } (little-endian
 
 
 class Child:
-    """A child carrying out a plan. Its pid changes once if it forks into a new pid namespace."""
+    """A child carrying out a plan. Its pid changes once if it forks into a pid namespace (MSG_PID)."""
 
     __slots__ = ("pid", "fd", "_native", "_ffi", "reaped")
 
@@ -56,19 +56,33 @@ class Child:
             posix.close(self.fd)
             self.fd = -1
 
+    def follow(self, pid: int) -> None:
+        """The child forked into its pid namespace and exits: reap it, carry on with `pid`."""
+        try:
+            posix.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.pid = pid
+
     def kill(self) -> None:
-        """Kill and reap a child that will not become a container (failed create)."""
+        """Kill and reap a child that will not become a container (failed create or exec)."""
         if not self.reaped:  # (a reaped pid may already be someone else's)
-            try:
-                posix.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
-            try:
-                posix.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+            _kill_reap(self.pid)
             self.reaped = True
+            if self.fd >= 0:
+                # It may have forked into its pid namespace, the report still unread: that one too.
+                posix.set_blocking(self.fd, False)
+                while (m := self._pending()) is not None:
+                    if m[0] == MSG_PID:
+                        _kill_reap(m[1])
         self.close()
+
+    def _pending(self) -> tuple[int, int, bytes] | None:
+        try:
+            m = self.recv()
+        except BlockingIOError:
+            return None
+        return m if m[0] else None
 
     def died(self) -> str:
         """Why the child went away without a message."""
@@ -80,6 +94,17 @@ class Child:
         if posix.WIFSIGNALED(st):
             return f"killed by signal {posix.WTERMSIG(st)}"
         return f"exited with status {posix.WEXITSTATUS(st)}"
+
+
+def _kill_reap(pid: int) -> None:
+    try:
+        posix.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        posix.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 FORWARDED = (1, 2, 3, 10, 12, 14, 15, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
@@ -128,17 +153,20 @@ def forward_signals(pid: int) -> None:
 INIT_NAME = "ocirun-init"  # the static init program next to the C helper (ocirun/_build_c.py)
 
 
-def seal_init(lib) -> None:  # noqa: ANN001
+def seal_init(lib, ffi) -> None:  # noqa: ANN001
     """Load ocirun-init into the sealed memfd every child is executed from (once per process: the C side
-    keeps it, later calls cost one cffi call)."""
+    keeps it, later calls cost one cffi call), or where executable memfds are refused into a read-only file
+    of a private tmpfs."""
     from ocirun import _native
 
     path = fspath.join(fspath.dirname(_native.__file__), INIT_NAME)
-    r = lib.ocirun_seal_init(path.encode())
+    fallback = ffi.new("int *")
+    r = lib.ocirun_seal_init(path.encode(), fallback)
     if r >= 0:
         return
-    if -r == 13 and posix.access(path, posix.R_OK):  # memfd_create's EACCES
-        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2)")
+    if fallback[0]:
+        raise OciError("container init", "the kernel refuses an executable memfd (vm.memfd_noexec=2) and a "
+                       f"read-only copy in a private tmpfs failed: {posix.strerror(fallback[0]).lower()}")
     why = posix.strerror(-r).lower()
     raise OciError("container init", f"{path}: {why}" + (" (build it: python3 -m ocirun._build_c)" if -r == 2 else ""))
 
@@ -147,31 +175,22 @@ def spawn(plan: Plan, *, cgroup_fd: int = -1, who: str = "init") -> Child:
     """Clone the child that carries out `plan` (`who` names it in --trace output)."""
     from ocirun._native import ffi, lib
 
-    seal_init(lib)
+    seal_init(lib, ffi)
     tr = ocirun.TRACER
     if tr:
         tr.attach(plan, who)
         t0 = tr.now()
     buf = plan.encode()
-    pidns_fd = -1
-    if plan.pidns_path:
-        try:
-            pidns_fd = posix.open(plan.pidns_path, posix.O_RDONLY | posix.O_CLOEXEC)
-        except OSError as e:
-            raise OciError("linux.namespaces.pid", f"{plan.pidns_path}: {e.strerror.lower()}") from None
     out = ffi.new("int *")
     try:
-        pid = lib.ocirun_spawn(buf, len(buf), plan.clone_flags, cgroup_fd, pidns_fd, out)
+        pid = lib.ocirun_spawn(buf, len(buf), plan.clone_flags, cgroup_fd, out)
     finally:
-        if pidns_fd >= 0:
-            posix.close(pidns_fd)
         if tr:
             tr.spawned()
     if tr:
         from ocirun.plan import _ns_names
 
         extra = " CLONE_INTO_CGROUP" if cgroup_fd >= 0 else ""
-        extra += f" pidns={plan.pidns_path}" if pidns_fd >= 0 else ""
         tr.step("clone", t0, f"pid {pid} flags={_ns_names(plan.clone_flags) or 'none'}{extra}")
     if pid < 0:
         raise OciError("clone", posix.strerror(-pid).lower())

@@ -17,7 +17,7 @@ OPS = (
     "CAPS_BOUNDING", "KEEPCAPS", "SETGROUPS", "SETGID", "SETUID", "CAPS", "UMASK", "NO_NEW_PRIVS",
     "SECCOMP", "CHDIR", "FIND_EXEC", "CLOSE_FDS", "WAIT_START", "EXEC", "PERSONALITY", "CGROUP_NS_UNSHARE",
     "WRITE_ATTR", "TRACE", "OPEN_CWD", "MOUNT_COPYUP", "IOPRIO", "SCHED", "CPU_AFFINITY", "REMOUNT_RO",
-    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME", "CHOWN_STDIO",
+    "MKDIR_CWD", "CHDIR_TRY", "LOOKUP_HOME", "CHOWN_STDIO", "PIDNS_FORK",
 )
 OPCODE = {name: i + 1 for i, name in enumerate(OPS)}
 
@@ -131,12 +131,11 @@ class MountSource:
 class Plan:
     """Everything the C helper needs: the steps plus how to clone."""
 
-    __slots__ = ("steps", "clone_flags", "pidns_path", "new_user", "mount_sources")
+    __slots__ = ("steps", "clone_flags", "new_user", "mount_sources")
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.clone_flags = 0
-        self.pidns_path = ""
         self.new_user = False
         self.mount_sources: list[MountSource] = []
 
@@ -161,8 +160,7 @@ class Plan:
 
     def describe(self) -> str:
         """Readable, numbered steps for `create --dry-run`."""
-        lines = [f"0. clone flags={_ns_names(self.clone_flags) or 'none'}"
-                 + (f" pidns={self.pidns_path}" if self.pidns_path else "")]
+        lines = [f"0. clone flags={_ns_names(self.clone_flags) or 'none'}"]
         for i, st in enumerate(self.steps, 1):
             args = []
             for a in st.args:
@@ -385,19 +383,22 @@ def compile_create(
         raise bad("process", "is required to create a container")
     lx = cfg.linux
     plan = Plan()
-    joins = [n for n in lx.namespaces if n.path and n.type != "pid"]
+    joins = [n for n in lx.namespaces if n.path]
     new = 0
     for n in lx.namespaces:
-        if n.type == "pid" and n.path:
-            plan.pidns_path = n.path
-        elif not n.path and n.type != "cgroup" and not (n.type == "time" and lx.time_offsets):
+        if not n.path and n.type != "cgroup" and not (n.type == "time" and lx.time_offsets):
             new |= n.flag
     plan.new_user = bool(new & CLONE_NEWUSER)
+    # A pid namespace joined by path holds other processes (another container's, which may have
+    # CAP_SYS_PTRACE): we enter it only by a fork once the host's filesystem is out of reach (PIDNS_FORK).
+    join_pid = any(n.type == "pid" for n in joins)
     if not joins:
         plan.clone_flags = new
     else:
-        # Joining existing namespaces must come before creating ours (a new user ns would own them).
-        joins.sort(key=lambda n: (n.type != "user", n.type == "mount"))
+        # Joining existing namespaces must come before creating ours (a new user ns would own them). The pid
+        # namespace first, while we hold the host's capabilities over whatever user namespace owns it: that
+        # setns only names the namespace of our children.
+        joins.sort(key=lambda n: (n.type != "pid", n.type != "user", n.type == "mount"))
         for n in joins:
             plan.add("SETNS", f"linux.namespaces.{n.type}", n.path, n.flag)
         plan.clone_flags = new & CLONE_NEWPID if not plan.new_user else 0
@@ -416,7 +417,8 @@ def compile_create(
         plan.add("SETRESID0", "linux.uidMappings")
     if cfg.has_new_ns("cgroup"):
         plan.add("CGROUP_NS_UNSHARE", "linux.namespaces.cgroup")
-    plan.add("SETSID", "")
+    if not join_pid:
+        plan.add("SETSID", "")  # (else once forked: _enter_pidns)
     if cfg.hostname:
         plan.add("HOSTNAME", "hostname", cfg.hostname)
     if cfg.domainname:
@@ -424,8 +426,10 @@ def compile_create(
     if cfg.ns("mount") is None:
         # No mount namespace: any mount would land in the host's. Only chroot, as a plain chroot runtime would.
         plan.add("ROOTFS", "root.path", cfg.root_path, 0)
-        _hook_sync(plan, cfg)
+        forked = _hook_sync(plan, cfg, join_pid)
         plan.add("PIVOT", "root.path", 2)
+        if join_pid and not forked:
+            _enter_pidns(plan)
         _process_steps(plan, cfg, console_fd, no_new_keyring, seccomp, preserve_fds, listen_fd)
         return plan
     root_prop = ROOTFS_PROPAGATION[lx.rootfs_propagation]
@@ -446,8 +450,10 @@ def compile_create(
                   if _mount_steps(plan, m, f"mounts[{i}]", cfg.bundle, cgroup or {}, userns_idmap)]
     if not _dev_is_bound(cfg):
         _dev_steps(plan, cfg)
-    _hook_sync(plan, cfg)
+    forked = _hook_sync(plan, cfg, join_pid)
     plan.add("PIVOT", "root.path", 1 if no_pivot else 0)
+    if join_pid and not forked:
+        _enter_pidns(plan)
     if not root_prop & (MS_PRIVATE | MS_SLAVE):
         # shared/unbindable apply to the new "/" too (private and slave are already in place), as runc.
         plan.add("PROPAGATE_NEWROOT", "linux.rootfsPropagation", root_prop)
@@ -493,9 +499,23 @@ def _dev_steps(plan: Plan, cfg: Config) -> None:
         plan.add("SYMLINK", "", target, link)
 
 
-def _hook_sync(plan: Plan, cfg: Config) -> None:
-    """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer."""
+def _enter_pidns(plan: Plan) -> None:
+    """Fork into the pid namespace joined by path; a proc mount before it names that namespace (or, on a
+    kernel that cannot, forks there and then). The new process leads its own session."""
+    plan.add("PIDNS_FORK", "linux.namespaces.pid")
+    plan.add("SETSID", "")
+
+
+def _hook_sync(plan: Plan, cfg: Config, join_pid: bool = False) -> bool:
+    """Stop for the runtime's prestart/createRuntime hooks (and to get the state JSON), then createContainer.
+
+    The hooks are given the init's pid, so a pid namespace joined by path is entered before them, not after
+    pivot_root (as runc does it always); returns whether it was."""
+    forked = False
     if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+        if join_pid:
+            _enter_pidns(plan)
+            forked = True
         plan.add("SYNC", "hooks", SYNC_HOOKS)
     hooks = cfg.hooks.get("createContainer", ())
     if hooks:
@@ -511,6 +531,7 @@ def _hook_sync(plan: Plan, cfg: Config) -> None:
             env = [k + b"=" + v for k, v in runtime_env().items()]
         for i, h in enumerate(hooks):
             _hook_step(plan, h, f"hooks.createContainer[{i}]", env, HOOK_STATE_CREATING)
+    return forked
 
 
 def _hook_step(plan: Plan, h, label: str, default_env: list | None, flags: int) -> None:  # noqa: ANN001
@@ -553,11 +574,17 @@ def compile_exec(
     preserve_fds: int = 0,
     seccomp: SeccompFilter | None = None,
 ) -> Plan:
-    """The plan for `exec`: join the container's namespaces (fds opened by the runtime), then the process."""
+    """The plan for `exec`: join the container's namespaces (fds opened by the runtime), then the process.
+
+    The child is cloned in the runtime's pid namespace and joins the container's by a fork once it is in
+    the container's mount namespace and cgroup: a process of the container (CAP_SYS_PTRACE) never sees it
+    while /proc/<pid>/root would still be the host's."""
     plan = Plan()
-    for t, fd, flag in ns_fds:
+    for t, fd, flag in ns_fds:  # pid first (it only names our children's), mount last
         plan.add("SETNS", f"namespace {t}", fd, flag)
     plan.add("SYNC", "", SYNC_PLACED)
+    if any(t == "pid" for t, _, _ in ns_fds):
+        plan.add("PIDNS_FORK", "namespace pid")
     plan.add("SETSID", "")  # always, as runc's nsexec: the process leads its own session, terminal or not
     if console_fd is not None:
         rows, cols = p.console_size or (0, 0)

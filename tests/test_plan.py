@@ -255,3 +255,56 @@ def executor_check(p: plan.Plan) -> None:
     from ocirun import executor
 
     executor.check(p)
+
+
+def pid_joined(s: dict) -> None:
+    for n in s["linux"]["namespaces"]:
+        if n["type"] == "pid":
+            n["path"] = "/proc/1/ns/pid"
+
+
+def test_joined_pid_namespace_is_entered_by_a_fork_after_pivot_root(tmp_path):
+    """A pid namespace to join is set first (setns names our children's) and entered by PIDNS_FORK once the
+    root is the container's, so nobody in that namespace sees a process with the host's root."""
+    p = plan.compile_create(cfg_for(tmp_path, pid_joined), listen_fd=5)
+    o = ops(p)
+    assert p.steps[0].op == "SETNS" and p.steps[0].args == ("/proc/1/ns/pid", plan.CLONE_NEWPID)
+    assert p.clone_flags == 0 and o[1] == "UNSHARE" and not p.steps[1].args[0] & plan.CLONE_NEWPID
+    assert o.count("PIDNS_FORK") == 1 and o.index("PIVOT") + 1 == o.index("PIDNS_FORK") < o.index("EXEC")
+    assert o.count("SETSID") == 1 and o.index("PIDNS_FORK") + 1 == o.index("SETSID")  # the new one leads
+    assert "PIDNS_FORK" not in ops(plan.compile_create(cfg_for(tmp_path), listen_fd=5))
+
+
+def test_joined_pid_namespace_with_a_new_user_namespace(tmp_path):
+    """The pid setns comes before the user namespace is made: the capabilities it needs over the owner of
+    the joined namespace are the host's."""
+    def m(s: dict) -> None:
+        pid_joined(s)
+        s["linux"]["namespaces"].append({"type": "user"})
+        s["linux"]["uidMappings"] = s["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    assert ops(p)[:3] == ["SETNS", "UNSHARE", "SYNC"] and p.steps[1].args[0] & plan.CLONE_NEWUSER
+    assert p.clone_flags == 0 and ops(p).index("PIVOT") + 1 == ops(p).index("PIDNS_FORK")
+
+
+def test_joined_pid_namespace_with_hooks_forks_before_them(tmp_path):
+    """The hooks are given the init's pid: the fork comes before the hooks' sync point."""
+    def m(s: dict) -> None:
+        pid_joined(s)
+        s["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    p = plan.compile_create(cfg_for(tmp_path, m), listen_fd=5)
+    o = ops(p)
+    hooks = next(i for i, st in enumerate(p.steps) if st.op == "SYNC" and st.args == (plan.SYNC_HOOKS,))
+    assert o.count("PIDNS_FORK") == 1 and o.index("PIDNS_FORK") + 2 == hooks < o.index("PIVOT")
+    assert o[hooks - 1] == "SETSID" and o.count("SETSID") == 1
+
+
+def test_exec_joins_pid_first_and_forks_once_placed():
+    p = plan.compile_exec(config.Process({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+                          [("pid", 7, plan.CLONE_NEWPID), ("user", 8, plan.CLONE_NEWUSER),
+                           ("mount", 9, config.NAMESPACES["mount"])])
+    assert [(s.op, s.args[:1]) for s in p.steps[:6]] == [
+        ("SETNS", (7,)), ("SETNS", (8,)), ("SETNS", (9,)), ("SYNC", (plan.SYNC_PLACED,)), ("PIDNS_FORK", ()),
+        ("SETSID", ())]
+    p = plan.compile_exec(config.Process({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}), [])
+    assert p.clone_flags == 0 and "PIDNS_FORK" not in ops(p)

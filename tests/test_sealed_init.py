@@ -232,11 +232,13 @@ def children(pid: int) -> list[int]:
 
 def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
     """An `exec` child is caught mid-setup: the container is frozen, so the child stops once the runtime puts
-    it in the container's cgroup (its first sync point). Its exe, too, is the sealed memfd; after resume it
-    execs the command and exec succeeds."""
+    it in the container's cgroup (its first sync point). Its exe, too, is the sealed memfd; it is in the
+    container's mount namespace but not yet in its pid namespace (it forks into that one next); after resume
+    it execs the command and exec succeeds."""
     b = bundle(["sleep", "1000"])
     rt("run", "-d", "-b", b.path, b.id, check=True)
     try:
+        init = rt.state(b.id)["pid"]
         rt("pause", b.id, check=True)
         env = dict(os.environ, PYTHONPATH=ROOT)
         with tempfile.TemporaryFile() as out:
@@ -245,14 +247,27 @@ def test_exec_child_runs_from_the_sealed_memfd_before_its_execve(rt, bundle):
             try:
                 child = find_init(p.pid)
                 assert_sealed_init(child)
-                assert os.readlink(f"/proc/{child}/ns/pid") == os.readlink(f"/proc/{rt.state(b.id)['pid']}/ns/pid")
+                # Placed in every hierarchy (the freezer's too): it waits for the runtime's go, then frozen.
+                # The deadlines only bound a hang; a loaded machine may take long to get there.
+                end = time.monotonic() + 60
+                while cgroup_lines(child) != cgroup_lines(init) and time.monotonic() < end:
+                    time.sleep(0.02)
+                assert cgroup_lines(child) == cgroup_lines(init)
+                assert os.readlink(f"/proc/{child}/ns/mnt") == os.readlink(f"/proc/{init}/ns/mnt")
+                assert os.readlink(f"/proc/{child}/ns/pid") == os.readlink("/proc/self/ns/pid")
+                assert os.readlink(f"/proc/{child}/ns/pid_for_children") == os.readlink(f"/proc/{init}/ns/pid")
             finally:
                 rt("resume", b.id, check=True)
-                assert p.wait(timeout=30) == 0
+                assert p.wait(timeout=120) == 0
             out.seek(0)
             assert out.read() == b"exec-done\n"
     finally:
         rt("delete", "-f", b.id, check=True)
+
+
+def cgroup_lines(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return sorted(f.read().splitlines())
 
 
 def userns_bundle(bundle, caps: list[str] | None):  # noqa: ANN001, ANN201
@@ -275,7 +290,7 @@ def userns_bundle(bundle, caps: list[str] | None):  # noqa: ANN001, ANN201
     return b
 
 
-def find_init(runtime_pid: int, timeout: float = 20) -> int:
+def find_init(runtime_pid: int, timeout: float = 60) -> int:
     """The runtime's child once it runs ocirun-init."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -389,19 +404,124 @@ def test_init_joining_another_pid_namespace_runs(rt, bundle):
         rt("delete", "-f", a.id, check=True)
 
 
-def test_memfd_noexec_refusal_is_one_clear_error(rt, bundle):
-    """vm.memfd_noexec=2 (per pid namespace, Linux 6.3+) forbids executable memfds: create fails with one line
-    saying so, and leaves no state, cgroup or process behind (the fixtures check)."""
+# Run inside `unshare -p -f --mount-proc` (vm.memfd_noexec is per pid namespace and only goes up: the host
+# keeps its value): forbid executable memfds, check that they are forbidden, then run the scenario given as
+# argv[1] with ocirun's command line in argv[2] (JSON) and print what it saw as JSON.
+NOEXEC_HELPER = r"""
+import json, os, subprocess, sys, time
+with open("/proc/sys/vm/memfd_noexec", "w") as f:
+    f.write("2")
+try:
+    os.close(os.memfd_create("probe", 0x10))  # MFD_EXEC
+    sys.exit("memfd_noexec=2 did not take")
+except PermissionError:
+    pass
+scenario, ocirun, cid, bundle = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+if scenario == "no-fallback":  # fsopen (the new mount API) as on a kernel without it
+    import pyseccomp
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    flt.add_rule(pyseccomp.ERRNO(38), "fsopen")
+    flt.load()
+    os.execv(ocirun[0], [*ocirun, "run", "-b", bundle, cid])
+def rt(*args, check=True):  # files, not pipes: a created init keeps its stdio
+    import tempfile
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        p = subprocess.run([*ocirun, *args], stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, timeout=60)
+        fo.seek(0)
+        fe.seek(0)
+        p.stdout, p.stderr = fo.read(), fe.read()
+    if check and p.returncode:
+        sys.exit(f"{args}: {p.stderr}")
+    return p
+out = {}
+rt("create", "-b", bundle, cid)
+try:
+    pid = json.loads(rt("state", cid).stdout)["pid"]
+    exe = f"/proc/{pid}/exe"
+    out["exe"] = os.readlink(exe)
+    with open(exe, "rb") as f:
+        out["exe_bytes"] = f.read().hex()
+    out["exe_readonly"] = bool(os.statvfs(exe).f_flag & os.ST_RDONLY)
+    try:
+        os.close(os.open(exe, os.O_WRONLY))
+        out["open_for_writing"] = "ok"
+    except OSError as e:
+        out["open_for_writing"] = e.strerror
+    with open(f"/proc/{pid}/maps") as f:
+        out["maps_runtime"] = any("python" in ln or ".so" in ln for ln in f)
+    out["attack"] = rt("exec", cid, "sh", "-c", sys.argv[5]).stdout.split()
+    shm = f"/proc/{pid}/root/dev/shm"
+    rt("exec", "-d", cid, "sh", "-c", "exec 3< /proc/1/exe; echo > /dev/shm/opened; "
+       "while [ ! -e /dev/shm/go ]; do sleep 0.05; done; (echo attack >> /proc/self/fd/3) 2>/dev/shm/err "
+       "&& echo written > /dev/shm/result || echo refused > /dev/shm/result")
+    while not os.path.exists(f"{shm}/opened"):
+        time.sleep(0.05)
+    rt("start", cid)
+    while not os.readlink(exe).endswith("busybox"):
+        time.sleep(0.02)
+    open(f"{shm}/go", "w").close()
+    while not os.path.exists(f"{shm}/result") or not open(f"{shm}/result").read():
+        time.sleep(0.05)
+    out["held_fd"] = open(f"{shm}/result").read().strip() + ": " + open(f"{shm}/err").read().strip()
+finally:
+    rt("delete", "-f", cid, check=False)
+print(json.dumps(out))
+"""
+
+
+def memfd_noexec_or_skip() -> str:
+    """The host's vm.memfd_noexec; skips where there is none or no unshare(1) to raise it in a pid namespace."""
     if not os.path.exists("/proc/sys/vm/memfd_noexec"):
         pytest.skip("kernel without vm.memfd_noexec (before 6.3)")
     if not shutil.which("unshare"):
         pytest.skip("no unshare(1)")
+    with open("/proc/sys/vm/memfd_noexec") as f:
+        return f.read()
+
+
+def under_memfd_noexec(rt, b, scenario: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    """NOEXEC_HELPER's scenario in a new pid namespace with vm.memfd_noexec=2."""
+    memfd_noexec_or_skip()
+    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", NOEXEC_HELPER,
+                           scenario, json.dumps([*ocirun_cmd(), "--root", rt.root]), b.id, b.path, ATTACK],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def test_memfd_noexec_falls_back_to_a_read_only_private_copy(rt, bundle):
+    """vm.memfd_noexec=2 (per pid namespace, Linux 6.3+) forbids executable memfds: the init then runs from
+    a copy of ocirun-init in a tmpfs of the runtime's own, mounted nowhere and read-only (superblock and
+    mount). The issue's attacks from a CAP_SYS_PTRACE container fail as with the memfd (EROFS where the
+    seal gives EPERM), no host file changes, and the host's vm.memfd_noexec is untouched."""
+    b = bundle(["sleep", "1000"])
+    ptrace_capable(b)
+    native = glob.glob(os.path.join(ROOT, "ocirun", "_native*.so"))
+    hosts = [ocirun_cmd()[0], INIT, *native]
+    before = {h: digest(h) for h in hosts}
+    host_value = memfd_noexec_or_skip()
+    p = under_memfd_noexec(rt, b, "fallback")
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout)
+    assert seen["exe"] == "/ocirun-init", seen["exe"]  # a file in a detached mount, not a memfd
+    with open(INIT, "rb") as f:
+        assert bytes.fromhex(seen["exe_bytes"]) == f.read()
+    assert seen["exe_readonly"] and seen["open_for_writing"] == "Read-only file system", seen
+    assert not seen["maps_runtime"]
+    assert seen["attack"] == ["read-ok", "append-refused", "reopen-refused", "control-ok"], seen
+    assert seen["held_fd"].startswith("refused: ") and "Read-only file system" in seen["held_fd"], seen
+    assert {h: digest(h) for h in hosts} == before
+    with open("/proc/sys/vm/memfd_noexec") as f:
+        assert f.read() == host_value
+
+
+def test_memfd_noexec_without_the_fallback_is_one_clear_error(rt, bundle):
+    """Where executable memfds are refused and the private tmpfs cannot be made either (no fsopen, as on a
+    kernel before 5.2, or a seccomp filter forbidding it), create fails with one line saying both, and
+    leaves no state, cgroup or process behind (the fixtures check)."""
     b = bundle(["true"])
-    argv = " ".join(f"'{a}'" for a in [*ocirun_cmd(), "--root", rt.root, "run", "-b", b.path, b.id])
-    p = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", f"echo 2 > /proc/sys/vm/memfd_noexec && exec {argv}"],
-                       capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    p = under_memfd_noexec(rt, b, "no-fallback")
     assert p.returncode == 1, p
-    assert p.stderr == "ocirun: container init: the kernel refuses an executable memfd (vm.memfd_noexec=2)\n", p.stderr
+    assert p.stderr == ("ocirun: container init: the kernel refuses an executable memfd (vm.memfd_noexec=2) and a "
+                        "read-only copy in a private tmpfs failed: function not implemented\n"), p.stderr
     assert not os.path.exists(os.path.join(rt.root, b.id))
 
 

@@ -190,7 +190,10 @@ class V1Manager(Manager):
                 fz.write("freezer", "freezer.state", "THAWED")
 
     def is_frozen(self) -> bool:
-        """FROZEN in the freezer hierarchy, or (hybrid) frozen on the unified mount."""
+        """FROZEN once a FREEZING has settled: a task that joins a frozen cgroup (an `exec --ignore-paused`
+        child) turns the state to FREEZING until it has frozen, a while on a loaded machine, and a paused
+        container must not read as running meanwhile. runc's GetState waits for it the same way; after ~1 s
+        of FREEZING the pause asked for stands. On hybrid hosts: or frozen on the unified mount."""
         if self._unified_frozen():
             return True
         if "freezer" not in self._dirs:
@@ -198,7 +201,12 @@ class V1Manager(Manager):
         if not fspath.isdir(self._dirs["freezer"]):
             return False
         with self._freezer() as fz:
-            return fz.read("freezer.state").strip() == "FROZEN"
+            for _ in range(1000):
+                st = fz.read("freezer.state").strip()
+                if st != "FREEZING":
+                    return st == "FROZEN"
+                time.sleep(0.001)
+            return True
 
     def _unified_frozen(self) -> bool:
         d = self._dirs.get(UNIFIED)

@@ -119,10 +119,19 @@ class V2Manager(Manager):
             d.write("freezer", "cgroup.freeze", "0")
 
     def is_frozen(self) -> bool:
+        """Frozen, or asked to be (cgroup.freeze 1) while a task that joined it (an `exec --ignore-paused`
+        child) freezes: cgroup.events says "frozen 0" until then, and a paused container must not read as
+        running meanwhile (runc waits for "frozen 1" the same way; after ~1 s the pause asked for stands)."""
         if not fspath.isdir(self.dir):
             return False
         with fsutil.CgroupDir(self.dir) as d:
-            return self._events_frozen(d)
+            for _ in range(200):
+                if self._events_frozen(d):
+                    return True
+                if (d.read_opt("cgroup.freeze") or "0").strip() != "1":
+                    return False
+                time.sleep(0.005)
+            return True
 
     def kill_all(self, sig: int) -> None:
         """SIGKILL via cgroup.kill (atomic, reaches forks in flight); other signals freeze-signal-thaw."""
