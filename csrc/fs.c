@@ -519,8 +519,9 @@ void do_sysctl(struct child_ctx *c, const char *key, const char *value) {
   char path[512];
   int n = snprintf(path, sizeof path, "proc/sys/%s", key);
   if (n < 0 || n >= (int)sizeof path) die(c, ENAMETOOLONG, "sysctl %s", key);
+  /* The dotted form (sysctl.d(5)): "." separates, a "/" stands for a "." in a name (eth0/100 is eth0.100). */
   for (char *p = path + 9; *p; p++)
-    if (*p == '.') *p = '/';
+    *p = *p == '.' ? '/' : *p == '/' ? '.' : *p;
   struct open_how how = {.flags = O_WRONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
   int fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof how);
   if (fd < 0) die(c, errno, "sysctl %s", key);

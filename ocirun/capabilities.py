@@ -3,7 +3,7 @@
 Kept import-free (only ocirun.errors) because config parsing on `create` needs it.
 """
 
-from ocirun.errors import OciError
+from ocirun.errors import OciError, must_be, show, unknown
 
 # Index == capability number (include/uapi/linux/capability.h), so the table is the single source of truth.
 CAP_NAMES: tuple[str, ...] = (
@@ -58,29 +58,55 @@ CAP_LAST_KNOWN: int = len(CAP_NAMES) - 1
 _CAP_LAST_CAP_PATH = "/proc/sys/kernel/cap_last_cap"
 
 
-def cap_number(name: str, what: str) -> int:
+def cap_number(name: object, what: str) -> int:
     """Number of one capability; `what` is its JSON path so the error points at the bad entry."""
     if type(name) is not str:
-        raise OciError(what, f"capability must be a string, not {type(name).__name__}")
+        raise OciError(what, must_be("string", name))
     num = CAPS.get(name)
     if num is None:
-        raise OciError(what, f'unknown capability "{name}"')
+        raise OciError(what, unknown(name, None, "capability"))
     return num
 
 
-def caps_to_mask(names: list, what: str) -> int:
+# Every kernel with openat2(2) (5.6, which the C helper needs) has capabilities 0..37; only the newer ones
+# (CAP_PERFMON, CAP_BPF: 5.8; CAP_CHECKPOINT_RESTORE: 5.9) make us read /proc/sys/kernel/cap_last_cap.
+_ALWAYS_THERE = 37
+
+
+def caps_to_mask(names: object, what: str, warn=None) -> int:  # noqa: ANN001
     """Bit mask (bit n = capability n) for a list of names.
 
     `what` is the JSON path of the list (e.g. `process.capabilities.bounding`); errors name the element,
-    e.g. `process.capabilities.bounding[3]: unknown capability "CAP_TEST"`. Duplicates are harmless.
+    e.g. `process.capabilities.bounding[3]: unknown capability "CAP_TEST"`. Duplicates are harmless. With
+    `warn` (a callable taking the element's path and the reason), a name this table or the running kernel
+    does not know is warned about and left out instead: runtime-spec 1.1 says a runtime MUST warn and SHOULD
+    NOT fail there; runc 1.1 warns "ignoring unknown or unavailable capabilities" too.
     """
     if names is None:
         return 0
     if type(names) is not list:
-        raise OciError(what, f"must be an array of capability names, not {type(names).__name__}")
+        raise OciError(what, must_be("array", names))
     mask = 0
+    last = -1
     for i, name in enumerate(names):
-        mask |= 1 << cap_number(name, f"{what}[{i}]")
+        where = f"{what}[{i}]"
+        if type(name) is not str:
+            raise OciError(where, must_be("string", name))
+        num = CAPS.get(name)
+        why = ""
+        if num is None:
+            why = unknown(name, None, "capability")
+        elif num > _ALWAYS_THERE:
+            if last < 0:
+                last = last_cap()
+            if num > last:
+                why = f"capability {show(name)} is not supported by this kernel (cap_last_cap is {last})"
+        if why:
+            if warn is None:
+                raise OciError(where, why)
+            warn(where, f"{why}: ignored")
+            continue
+        mask |= 1 << num
     return mask
 
 

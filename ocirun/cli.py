@@ -8,7 +8,7 @@ import posix
 import sys
 
 from ocirun import fspath
-from ocirun.errors import OciError
+from ocirun.errors import OciError, one_line
 
 # Global flags: name -> (key, takes a value: True, False, "*" repeatable, "?" only as --flag=value)
 GLOBAL = {
@@ -201,6 +201,7 @@ class Output:
                 pass
 
     def error(self, msg: str) -> None:
+        msg = one_line(msg)  # whatever a value in it holds, an error is one line
         self._write_log("error", msg)
         try:
             posix.write(2, f"ocirun: {msg}\n".encode())
@@ -208,6 +209,7 @@ class Output:
             pass
 
     def warn(self, msg: str) -> None:
+        msg = one_line(msg)
         self._write_log("warning", msg)
         try:
             posix.write(2, f"ocirun: warning: {msg}\n".encode())

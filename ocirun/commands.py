@@ -6,7 +6,7 @@ import posix
 import sys
 
 from ocirun import fspath, state
-from ocirun.errors import OciError
+from ocirun.errors import OciError, out_of_range
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: commands never imports the CLI that calls it
@@ -26,6 +26,8 @@ def int_flag(v: str | None, name: str) -> int:
         raise OciError(f"--{name}", f'invalid number "{v}"') from None
     if n < 0:
         raise OciError(f"--{name}", "must not be negative")
+    if n > 1 << 30:  # fs.nr_open's ceiling: no process has more fds (and the plan's ints are 64-bit)
+        raise OciError(f"--{name}", out_of_range(n, 0, 1 << 30))
     return n
 
 

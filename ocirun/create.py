@@ -148,6 +148,8 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
             tr.step("config.load", t, o.config or fspath.join(o.bundle, "config.json"))
     if cfg.process is None:
         raise config_mod.bad("process", "is required to create a container")
+    for w in cfg.warnings if warn else ():
+        warn(w)
     if cfg.process.terminal and not o.console_socket and o.console_fd is None and not o.dry_run:
         raise OciError("process.terminal", "a terminal needs --console-socket")
     if not cfg.process.terminal and o.console_socket:
@@ -185,7 +187,10 @@ def create(o: CreateOpts, warn=None, cfg: config_mod.Config | None = None  # noq
             warn(f"container's cgroup is not empty: {len(busy)} process(es) found")
         made_cgroup = True
         mgr.create()
-        mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        try:
+            mgr.apply(cfg.linux.resources, device_allow=_device_rules(cfg))
+        except OciError as e:  # a linux.resources value (or the kernel's refusal of it): config.json's
+            raise OciError("config.json", str(e)) if e.what.startswith("linux.resources") else e from None
         t = tr and tr.now()
         sec, sec_obj = _seccomp(cfg, o.root)
         if tr and sec:

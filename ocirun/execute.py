@@ -52,13 +52,13 @@ class ExecOpts:
 def exec_command(o: ExecOpts, warn=None) -> int:  # noqa: ANN001
     """Entry point of `ocirun exec`; every failure of exec itself exits 255, as runc."""
     try:
-        return _exec(o)
+        return _exec(o, warn)
     except OciError as e:
         e.status = EXEC_FAILED
         raise
 
 
-def _exec(a: ExecOpts) -> int:
+def _exec(a: ExecOpts, warn=None) -> int:  # noqa: ANN001
     cid = a.cid
     root = a.root
     from ocirun import cgroups
@@ -73,7 +73,7 @@ def _exec(a: ExecOpts) -> int:
         raise OciError(f'container "{cid}"', "cannot exec in a stopped container: container not running")
     if st == "paused" and not a.ignore_paused:
         raise OciError(f'container "{cid}"', "cannot exec in a paused container (use --ignore-paused to override)")
-    p = build_process(a, data)
+    p = build_process(a, data, warn)
     detach = bool(a.detach)
     preserve = _preserve_fds(a.preserve_fds)
     sub_cgroups = parse_sub_cgroups(a.cgroup or [])
@@ -152,8 +152,9 @@ def _exec(a: ExecOpts) -> int:
         raise
 
 
-def build_process(a: ExecOpts, data: ContainerState) -> Process:
-    """The process to run: --process FILE as given, else the container's process with the flags applied."""
+def build_process(a: ExecOpts, data: ContainerState, warn=None) -> Process:  # noqa: ANN001
+    """The process to run: --process FILE as given, else the container's process with the flags applied;
+    `warn` gets the warnings (capabilities the kernel or ocirun does not know: left out)."""
     for flag, val in (("--apparmor", a.apparmor), ("--process-label", a.process_label)):
         if val:
             raise OciError(flag, "not supported: this runtime has no AppArmor or SELinux support")
@@ -162,7 +163,7 @@ def build_process(a: ExecOpts, data: ContainerState) -> Process:
 
         try:
             with open(a.process, "rb") as f:
-                raw = jsonio.loads(f.read().decode(), a.process)
+                raw = jsonio.load_input(f.read(), f"--process {a.process}")
         except OSError as e:
             raise OciError(f"--process {a.process}", (e.strerror or str(e)).lower()) from None
         if not isinstance(raw, dict):
@@ -170,7 +171,7 @@ def build_process(a: ExecOpts, data: ContainerState) -> Process:
         for key, flag in (("apparmorProfile", "--apparmor"), ("selinuxLabel", "--process-label")):
             if raw.get(key):
                 raise OciError(f"--process {a.process}", f"process.{key}: not supported (see {flag})")
-        return _parse(raw, f"--process {a.process}")
+        return _parse(raw, f"--process {a.process}", warn)
     args = a.args
     if not args:
         raise OciError("exec", "process args cannot be empty")
@@ -199,22 +200,32 @@ def build_process(a: ExecOpts, data: ContainerState) -> Process:
         user["additionalGids"] = gids
     raw["user"] = user
     if a.cap:
+        from ocirun.capabilities import caps_to_mask
+
         caps = {k: list(v or []) for k, v in (raw.get("capabilities") or {}).items()}
+        # Unknown names are warned about and left out, as in config.json (runc: the same warning).
+        known = [c for c in a.cap if caps_to_mask([c], "--cap", lambda _w, why: warn and warn(f"--cap: {why}"))]
         for kind in ("bounding", "effective", "permitted", "ambient"):
             have = caps.setdefault(kind, [])
-            for c in a.cap:
+            for c in known:
                 if c not in have:
                     have.append(c)
         raw["capabilities"] = caps
-    return _parse(raw, "exec")
+    return _parse(raw, "exec", warn)
 
 
-def _parse(raw: dict, what: str) -> Process:
-    """Process(dict) with errors naming our source instead of config.json."""
+def _parse(raw: dict, what: str, warn=None) -> Process:  # noqa: ANN001
+    """Process(dict) with errors and warnings naming our source instead of config.json."""
+    from ocirun.config import Report
+
+    report = Report(source=what)
     try:
-        return Process(raw)
+        p = Process(raw, "process", report)
     except OciError as e:
         raise OciError(what, e.why if e.what == "config.json" else str(e)) from None
+    for w in report.warnings if warn else ():
+        warn(w)
+    return p
 
 
 def _copy(obj: object) -> object:
@@ -242,12 +253,17 @@ def merge_env(env: list[str], extra: list[str]) -> list[str]:
 
 
 def _id(s: str, flag: str, kind: str) -> int:
-    try:
-        n = int(s, 10)
-    except ValueError:
-        raise OciError(flag, f'parsing "{s}" as int for {kind} failed') from None
-    if not 0 <= n <= 0xFFFFFFFF:
-        raise OciError(flag, f"{kind} {n} out of range [0, 4294967295]")
+    """A decimal uid/gid in the range runc takes (0..2^31-1: 4294967295 would be -1, "unchanged", to the
+    kernel, leaving the process root)."""
+    from ocirun.config import MAX_ID
+    from ocirun.errors import out_of_range, show
+
+    digits = s[1:] if s[:1] == "-" else s
+    if not (digits.isascii() and digits.isdigit()):
+        raise OciError(flag, f"invalid {kind} {show(s)}: must be a decimal number")
+    n = int(s, 10) if len(digits) <= 12 else None  # (not 5000 digits into an int)
+    if n is None or not 0 <= n <= MAX_ID:
+        raise OciError(flag, f"{kind} {out_of_range(s if n is None else n, 0, MAX_ID)}")
     return n
 
 

@@ -153,14 +153,15 @@ class Plan:
             if len(st.args) > _c.OCIRUN_MAX_ARGS:
                 raise OciError(st.label or st.op.lower(),
                                f"{len(st.args)} values in one step: the container's init takes {_c.OCIRUN_MAX_ARGS}")
-            label = st.label.encode()
+            label = st.label.encode("utf-8", "surrogateescape")
             out.append(OPCODE[st.op].to_bytes(4, "little") + len(st.args).to_bytes(4, "little"))
             out.append(len(label).to_bytes(4, "little") + label + b"\0")
             for a in st.args:
                 if isinstance(a, int):
                     out.append(_ARG_INT + (a if a < (1 << 63) else a - (1 << 64)).to_bytes(8, "little", signed=True))
                 else:
-                    b = a.encode() if isinstance(a, str) else a
+                    # surrogateescape: a command-line argument that is not UTF-8 goes through as its bytes
+                    b = a.encode("utf-8", "surrogateescape") if isinstance(a, str) else a
                     out.append(_ARG_STR + len(b).to_bytes(4, "little") + b + b"\0")
         return b"".join(out)
 

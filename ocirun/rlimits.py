@@ -3,7 +3,7 @@
 Import-free (only ocirun.errors): it runs on every `create`/`exec`.
 """
 
-from ocirun.errors import OciError
+from ocirun.errors import REQUIRED, OciError, must_be, out_of_range, repeated, unknown
 
 # Generic Linux numbering (asm-generic/resource.h), valid on x86, x86_64, arm, aarch64, riscv, s390, ppc.
 # MIPS, SPARC and Alpha reorder some of them; ocirun does not target those.
@@ -33,13 +33,13 @@ _UINT64_MAX = RLIM_INFINITY
 def _uint64(value: object, what: str) -> int:
     """A JSON uint64: an int (bool is not one) in 0..2**64-1."""
     if type(value) is not int:
-        raise OciError(what, f"must be an unsigned 64-bit integer, not {type(value).__name__}")
+        raise OciError(what, must_be("integer", value))
     if value < 0 or value > _UINT64_MAX:
-        raise OciError(what, f"value {value} out of range for uint64")
+        raise OciError(what, out_of_range(value, 0, _UINT64_MAX))
     return value
 
 
-def parse_rlimits(rlimits: list | None, what: str = "process.rlimits") -> list[tuple[int, int, int]]:
+def parse_rlimits(rlimits: object, what: str = "process.rlimits") -> list[tuple[int, int, int]]:
     """Validate `process.rlimits` and return [(resource, soft, hard), ...] in config order.
 
     Errors name the element (`process.rlimits[1].type: unknown rlimit "RLIMIT_TEST"`), as the spec
@@ -49,27 +49,25 @@ def parse_rlimits(rlimits: list | None, what: str = "process.rlimits") -> list[t
     if rlimits is None:
         return []
     if type(rlimits) is not list:
-        raise OciError(what, f"must be an array, not {type(rlimits).__name__}")
+        raise OciError(what, must_be("array", rlimits))
     out: list[tuple[int, int, int]] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(rlimits):
         where = f"{what}[{i}]"
         if type(entry) is not dict:
-            raise OciError(where, f"must be an object, not {type(entry).__name__}")
-        name = entry.get("type")
-        if name is None:
-            raise OciError(f"{where}.type", "missing required property")
+            raise OciError(where, must_be("object", entry))
+        for key in ("type", "soft", "hard"):
+            if key not in entry:
+                raise OciError(f"{where}.{key}", REQUIRED)
+        name = entry["type"]
         if type(name) is not str:
-            raise OciError(f"{where}.type", f"must be a string, not {type(name).__name__}")
+            raise OciError(f"{where}.type", must_be("string", name))
         resource = RLIMITS.get(name)
         if resource is None:
-            raise OciError(f"{where}.type", f'unknown rlimit "{name}"')
+            raise OciError(f"{where}.type", unknown(name, None, "rlimit"))
         if name in seen:
-            raise OciError(f"{where}.type", f'duplicate rlimit "{name}" (first at {what}[{seen[name]}])')
+            raise OciError(f"{where}.type", repeated("rlimit", name, f"{what}[{seen[name]}]"))
         seen[name] = i
-        for key in ("soft", "hard"):
-            if key not in entry:
-                raise OciError(f"{where}.{key}", "missing required property")
         soft = _uint64(entry["soft"], f"{where}.soft")
         hard = _uint64(entry["hard"], f"{where}.hard")
         if soft > hard:

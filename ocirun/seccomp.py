@@ -15,7 +15,7 @@ import posix
 import sys
 
 from ocirun import __version__, fspath
-from ocirun.errors import OciError
+from ocirun.errors import EMPTY, REQUIRED, OciError, must_be, out_of_range, show, unknown
 
 # Kernel SECCOMP_RET_* action values (the same numbers libseccomp uses for SCMP_ACT_*).
 ACT_KILL_PROCESS = 0x80000000
@@ -146,24 +146,24 @@ class _Parsed:
 
 def _uint(value: object, what: str, maximum: int) -> int:
     if type(value) is not int:
-        raise OciError(what, f"must be an unsigned integer, not {type(value).__name__}")
+        raise OciError(what, must_be("integer", value))
     if value < 0 or value > maximum:
-        raise OciError(what, f"value {value} out of range 0..{maximum}")
+        raise OciError(what, out_of_range(value, 0, maximum))
     return value
 
 
 def _action(name: object, errno_ret: object, what: str, errno_what: str) -> int:
     """Action value with its errno datum; errnoRet on an action that cannot carry one is an error."""
     if type(name) is not str:
-        raise OciError(what, "missing required action" if name is None else "must be a string")
+        raise OciError(what, REQUIRED if name is None else must_be("string", name))
     base = ACTIONS.get(name)
     if base is None:
-        raise OciError(what, f'unknown action "{name}"')
+        raise OciError(what, unknown(name, tuple(ACTIONS)))
     if name in _ACTIONS_WITH_ERRNO:
         datum = _EPERM if errno_ret is None else _uint(errno_ret, errno_what, 0xFFFF)
         return base | datum
     if errno_ret is not None:
-        raise OciError(errno_what, f'errnoRet is not supported by action "{name}"')
+        raise OciError(errno_what, f"errnoRet is not supported by action {show(name)}")
     return base
 
 
@@ -171,10 +171,10 @@ def _str_list(value: object, what: str) -> list:
     if value is None:
         return []
     if type(value) is not list:
-        raise OciError(what, f"must be an array, not {type(value).__name__}")
+        raise OciError(what, must_be("array", value))
     for i, item in enumerate(value):
         if type(item) is not str:
-            raise OciError(f"{what}[{i}]", f"must be a string, not {type(item).__name__}")
+            raise OciError(f"{what}[{i}]", must_be("string", item))
     return value
 
 
@@ -184,7 +184,7 @@ def _parse(section: object, what: str) -> _Parsed:
     In phases, in this order (the first error found is the one reported): the default action, the
     architectures, the flags, the syscall rules, then the notify listener (which adds flags of its own)."""
     if type(section) is not dict:
-        raise OciError(what, f"must be an object, not {type(section).__name__}")
+        raise OciError(what, must_be("object", section))
     p = _Parsed()
     p.default = _default_action(section, what)
     p.archs = _architectures(section, what)
@@ -215,7 +215,7 @@ def _architectures(section: dict, what: str) -> tuple[int, ...]:
     for i, name in enumerate(_str_list(section.get("architectures"), f"{what}.architectures")):
         token = ARCHS.get(name)
         if token is None:
-            raise OciError(f"{what}.architectures[{i}]", f'unknown architecture "{name}"')
+            raise OciError(f"{what}.architectures[{i}]", unknown(name, None, "architecture"))
         if token not in archs:
             archs.append(token)
     return tuple(archs)
@@ -227,7 +227,7 @@ def _flags(section: dict, what: str) -> int:
     for i, name in enumerate(_str_list(section.get("flags"), f"{what}.flags")):
         bit = FLAGS.get(name)
         if bit is None:
-            raise OciError(f"{what}.flags[{i}]", f'unknown flag "{name}"')
+            raise OciError(f"{what}.flags[{i}]", unknown(name, tuple(FLAGS)))
         flags |= bit
     return flags
 
@@ -238,22 +238,22 @@ def _syscall_rules(section: dict, what: str) -> tuple[list, bool]:
     if syscalls is None:
         syscalls = []
     elif type(syscalls) is not list:
-        raise OciError(f"{what}.syscalls", f"must be an array, not {type(syscalls).__name__}")
+        raise OciError(f"{what}.syscalls", must_be("array", syscalls))
     rules = []
     notify = False
     for i, call in enumerate(syscalls):
         where = f"{what}.syscalls[{i}]"
         if type(call) is not dict:
-            raise OciError(where, f"must be an object, not {type(call).__name__}")
+            raise OciError(where, must_be("object", call))
         names = call.get("names")
         if names is None:
-            raise OciError(f"{where}.names", "missing required property")
+            raise OciError(f"{where}.names", REQUIRED)
         names = _str_list(names, f"{where}.names")
         if not names:
-            raise OciError(f"{where}.names", "must contain at least one syscall name")
+            raise OciError(f"{where}.names", EMPTY)
         for j, name in enumerate(names):
             if not name:
-                raise OciError(f"{where}.names[{j}]", "empty syscall name")
+                raise OciError(f"{where}.names[{j}]", EMPTY)
         action = _action(call.get("action"), call.get("errnoRet"), f"{where}.action", f"{where}.errnoRet")
         if action == ACT_NOTIFY:
             notify = True
@@ -270,15 +270,15 @@ def _conditions(call: dict, where: str) -> tuple:
     if args is None:
         args = []
     elif type(args) is not list:
-        raise OciError(f"{where}.args", f"must be an array, not {type(args).__name__}")
+        raise OciError(f"{where}.args", must_be("array", args))
     conds = []
     for k, arg in enumerate(args):
         aw = f"{where}.args[{k}]"
         if type(arg) is not dict:
-            raise OciError(aw, f"must be an object, not {type(arg).__name__}")
+            raise OciError(aw, must_be("object", arg))
         for key in ("index", "value", "op"):
             if key not in arg:
-                raise OciError(f"{aw}.{key}", "missing required property")
+                raise OciError(f"{aw}.{key}", REQUIRED)
         index = _uint(arg["index"], f"{aw}.index", 5)
         value = _uint(arg["value"], f"{aw}.value", _U64_MAX)
         value2 = arg.get("valueTwo")
@@ -286,7 +286,7 @@ def _conditions(call: dict, where: str) -> tuple:
         op_name = arg["op"]
         op = OPERATORS.get(op_name) if type(op_name) is str else None
         if op is None:
-            raise OciError(f"{aw}.op", f'unknown operator "{op_name}"')
+            raise OciError(f"{aw}.op", unknown(op_name, tuple(OPERATORS)))
         conds.append((index, op, value, value2))
     return tuple(conds)
 
@@ -296,16 +296,16 @@ def _listener(section: dict, what: str, flags: int, notify: bool) -> tuple[int, 
     metadata)."""
     listener_path = section.get("listenerPath")
     if listener_path is not None and type(listener_path) is not str:
-        raise OciError(f"{what}.listenerPath", "must be a string")
+        raise OciError(f"{what}.listenerPath", must_be("string", listener_path))
     metadata = section.get("listenerMetadata")
     if metadata is not None:
         if type(metadata) is not str:
-            raise OciError(f"{what}.listenerMetadata", "must be a string")
+            raise OciError(f"{what}.listenerMetadata", must_be("string", metadata))
         if not listener_path:
             raise OciError(f"{what}.listenerMetadata", "must not be set without listenerPath")
     if notify:
         if not listener_path:
-            raise OciError(f"{what}.listenerPath", "required when SCMP_ACT_NOTIFY is used")
+            raise OciError(f"{what}.listenerPath", f"{REQUIRED} when SCMP_ACT_NOTIFY is used")
         flags |= FLAG_NEW_LISTENER
         if flags & FLAG_TSYNC:
             flags |= FLAG_TSYNC_ESRCH  # the kernel rejects TSYNC|NEW_LISTENER without it

@@ -7,7 +7,7 @@ Sizes accept runc's (docker/go-units RAMInBytes) forms: 100m, 1g, 512k, 1.5GiB, 
 
 import sys
 
-from ocirun.errors import OciError
+from ocirun.errors import OciError, must_be, out_of_range, show
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 INT64_MAX = (1 << 63) - 1
@@ -51,10 +51,10 @@ def parse_size(v: str, flag: str) -> int:
             raise ValueError
         n = int(float(num) * _UNITS[unit]) if "." in num else int(num) * _UNITS[unit]
     except ValueError:
-        raise OciError(f"--{flag}", f'invalid size "{v}" (use bytes or a size such as 100m, 1g; -1: unlimited)') \
+        raise OciError(f"--{flag}", f"invalid size {show(v)} (use bytes or a size such as 100m, 1g; -1: unlimited)") \
             from None
     if n > INT64_MAX:
-        raise OciError(f"--{flag}", f'size "{v}" is too large')
+        raise OciError(f"--{flag}", f"size {show(v)} is too large")
     return n
 
 
@@ -62,9 +62,9 @@ def parse_int(v: str, flag: str, lo: int, hi: int) -> int:
     try:
         n = int(v.strip(), 10)
     except ValueError:
-        raise OciError(f"--{flag}", f'invalid number "{v}"') from None
+        raise OciError(f"--{flag}", f"invalid number {show(v)}") from None
     if not lo <= n <= hi:
-        raise OciError(f"--{flag}", f"{n} is out of range [{lo}, {hi}]")
+        raise OciError(f"--{flag}", out_of_range(n, lo, hi))
     return n
 
 
@@ -74,7 +74,7 @@ def _cpuset(v: str, flag: str) -> str:
     for part in s.split(","):
         lo, dash, hi = part.partition("-")
         if not lo.isdigit() or (dash and not hi.isdigit()) or (dash and int(hi) < int(lo)):
-            raise OciError(f"--{flag}", f'invalid list "{v}" (use e.g. "0-3,5")')
+            raise OciError(f"--{flag}", f'invalid list {show(v)} (use e.g. "0-3,5")')
     return s
 
 
@@ -84,18 +84,16 @@ def read_resources(path: str) -> dict:
 
     try:
         if path == "-":
-            text = sys.stdin.buffer.read().decode()
+            data = sys.stdin.buffer.read()
         else:
             with open(path, "rb") as f:
-                text = f.read().decode()
+                data = f.read()
     except OSError as e:
         raise OciError(f"--resources {path}", (e.strerror or str(e)).lower()) from None
-    except UnicodeDecodeError as e:
-        raise OciError(f"--resources {path}", str(e)) from None
     what = "stdin" if path == "-" else path
-    obj = jsonio.loads(text, f"--resources {what}")
+    obj = jsonio.load_input(data, f"--resources {what}")
     if not isinstance(obj, dict):
-        raise OciError(f"--resources {what}", "must be a JSON object (linux.resources)")
+        raise OciError(f"--resources {what}", must_be("object", obj) + " (linux.resources)")
     return obj
 
 
@@ -141,7 +139,7 @@ def resources_from_opts(a: UpdateOpts) -> dict:
     if a.blkio_weight is not None:
         w = parse_int(a.blkio_weight, "blkio-weight", 0, UINT64_MAX)
         if w and not 10 <= w <= 1000:
-            raise OciError("--blkio-weight", f"{w} is out of range [10, 1000]")
+            raise OciError("--blkio-weight", out_of_range(w, 10, 1000))
         if w:  # 0 leaves the weight alone, as runc
             given.append(("blockIO", "weight", w))
     for sec, key, val in given:
@@ -149,7 +147,7 @@ def resources_from_opts(a: UpdateOpts) -> dict:
         if section is None:
             section = res[sec] = {}
         elif not isinstance(section, dict):
-            raise OciError(f"linux.resources.{sec}", "must be an object")
+            raise OciError(f"linux.resources.{sec}", must_be("object", section))
         section[key] = val
     mem = res.get("memory")
     if isinstance(mem, dict) and mem.get("limit") == -1 and mem.get("swap") is None:

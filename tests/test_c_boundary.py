@@ -172,7 +172,9 @@ def _config(tmp_path, process: dict | None = None, **linux) -> config.Config:  #
                     {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "ro"]},
                     {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]
     s["hooks"] = {"createContainer": [{"path": "/bin/true"}], "startContainer": [{"path": "/bin/true"}]}
-    s["linux"].update(sysctl={"kernel.msgmax": "1"}, personality={"domain": "LINUX"}, **linux)
+    s["linux"].update(personality={"domain": "LINUX"}, **linux)
+    if any(n["type"] == "ipc" for n in s["linux"]["namespaces"]):  # (an ipc sysctl needs its namespace)
+        s["linux"]["sysctl"] = {"kernel.msgmax": "1"}
     s["root"]["readonly"] = True
     return config.Config(s, str(tmp_path))
 

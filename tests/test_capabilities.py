@@ -69,9 +69,9 @@ def test_mask_round_trip():
         (["cap_chown"], "process.capabilities.bounding[0]", 'unknown capability "cap_chown"'),
         (["CHOWN"], "process.capabilities.bounding[0]", 'unknown capability "CHOWN"'),
         ([""], "process.capabilities.bounding[0]", 'unknown capability ""'),
-        (["CAP_KILL", 5], "process.capabilities.bounding[1]", "capability must be a string, not int"),
-        ("CAP_KILL", "process.capabilities.bounding", "must be an array of capability names, not str"),
-        ({"CAP_KILL": 1}, "process.capabilities.bounding", "must be an array of capability names, not dict"),
+        (["CAP_KILL", 5], "process.capabilities.bounding[1]", "must be a string, got integer 5"),
+        ("CAP_KILL", "process.capabilities.bounding", 'must be an array, got string "CAP_KILL"'),
+        ({"CAP_KILL": 1}, "process.capabilities.bounding", 'must be an array, got object {"CAP_KILL": 1}'),
     ],
 )
 def test_errors_name_the_element(names, what, why):

@@ -212,7 +212,7 @@ def test_unified_writes_and_errors(mgr: V2Manager) -> None:
     mgr.apply({"unified": {"cgroup.max.descendants": "5"}})
     assert read(mgr.dir + "/cgroup.max.descendants") == "5"
     for key in ("../x.y", "cgroup.procs"):
-        what = f"linux.resources.unified.{key}"
+        what = f'linux.resources.unified["{key}"]'  # (keys that are not plain names are quoted in paths)
         with pytest.raises(OciError) as e:
             mgr.apply({"unified": {key: "1"}})
         assert e.value.what == what

@@ -136,7 +136,7 @@ def test_unknown_rootfs_propagation(rt, bundle):
     b.spec["linux"]["rootfsPropagation"] = "rsharedd"
     b.write()
     p = rt("run", "-b", b.path, b.id)
-    assert p.returncode == 1 and 'linux.rootfsPropagation: unknown propagation "rsharedd"' in p.err, p.err
+    assert p.returncode == 1 and 'linux.rootfsPropagation: invalid value "rsharedd": must be one of' in p.err, p.err
     assert not os.listdir(rt.root) if os.path.isdir(rt.root) else True
 
 

@@ -96,11 +96,15 @@ def test_invalid_values(rt, ctr, args, want):
 
 def test_invalid_json(rt, ctr):
     p = rt("update", "-r", "-", ctr.id, input=b"[1, 2]")
-    assert p.returncode == 1 and "JSON object" in p.err
+    assert p.returncode == 1 and p.err == "ocirun: --resources stdin: must be an object, got array [1, 2] " \
+        "(linux.resources)\n"
     p = rt("update", "-r", "-", ctr.id, input=b'{"memory": {"limit": "x"}}')
     assert p.returncode == 1 and "linux.resources.memory.limit" in p.err
-    p = rt("update", "-r", "-", ctr.id, input=b"{oops")
-    assert p.returncode == 1
+    p = rt("update", "-r", "-", ctr.id, input=b'{"memory": {"limit": 1,}}')
+    assert p.returncode == 1 and p.err == "ocirun: --resources stdin: line 1 column 24: trailing comma before }\n"
+    p = rt("update", "-r", "-", ctr.id, input=b'{"unified": {"memory.high": "1\\u0000"}}')
+    assert p.returncode == 1 and p.err == 'ocirun: --resources stdin: unified["memory.high"]: string "1\\u0000" ' \
+        "contains a NUL byte\n"
 
 
 def test_stopped_container(rt, ctr):

@@ -9,7 +9,7 @@ where, for every requested access bit, the *last* rule that matches the device d
 for every list runc accepts; where v1 cannot "punch holes" into a wildcard allow, v2 denies (safer).
 """
 
-from ocirun.errors import OciError
+from ocirun.errors import EMPTY, REQUIRED, OciError, must_be, out_of_range, show, unknown
 
 _ACC_BITS: dict[str, int] = {}  # "m", "r", "w": the kernel's BPF_DEVCG_ACC_* (from the native module, when used)
 
@@ -62,24 +62,40 @@ class Rule(tuple):
 def _num(value: object, where: str) -> int:
     if value is None:
         return -1
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value > 0xFFFFFFFF:
-        raise OciError(where, f"must be a device number or absent, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OciError(where, must_be("integer", value))
+    if value < -1 or value > 0xFFFFFFFF:
+        raise OciError(where, out_of_range(value, -1, 0xFFFFFFFF))
     return value
 
 
 def normalize_one(d: dict, where: str) -> Rule:
-    """Validate one spec rule ({"allow", "type", "major", "minor", "access"})."""
+    """Validate one spec rule ({"allow", "type", "major", "minor", "access"}).
+
+    An absent access means "rwm", as a devices.allow line without one does in cgroup v1; an empty one is
+    refused, as runc does ("device access at 0 field cannot be empty"): read as "rwm" it would let
+    `{"allow": true, "access": ""}` open every device."""
     if not isinstance(d, dict):
-        raise OciError(where, "must be an object")
+        raise OciError(where, must_be("object", d))
     allow = d.get("allow")
+    if allow is None:
+        raise OciError(f"{where}.allow", REQUIRED)
     if not isinstance(allow, bool):
-        raise OciError(f"{where}.allow", "is required and must be a boolean")
-    typ = d.get("type") or "a"
-    if typ not in ("a", "b", "c"):
-        raise OciError(f"{where}.type", f"must be \"a\", \"b\" or \"c\", got {typ!r}")
-    access = d.get("access") or "rwm"
-    if not isinstance(access, str) or not access or any(ch not in "rwm" for ch in access):
-        raise OciError(f"{where}.access", f"must combine r, w and m, got {access!r}")
+        raise OciError(f"{where}.allow", must_be("boolean", allow))
+    typ = d.get("type")
+    if typ is None or typ == "":  # (runc cannot tell "" from absent either)
+        typ = "a"
+    elif typ not in ("a", "b", "c"):
+        raise OciError(f"{where}.type", unknown(typ, ("a", "c", "b")))
+    access = d.get("access")
+    if access is None:
+        access = "rwm"
+    elif not isinstance(access, str):
+        raise OciError(f"{where}.access", must_be("string", access))
+    elif not access:
+        raise OciError(f"{where}.access", EMPTY + ' (say "rwm" for every access)')
+    elif any(ch not in "rwm" for ch in access):
+        raise OciError(f"{where}.access", f"invalid value {show(access)}: must combine r, w and m")
     access = "".join(ch for ch in "rwm" if ch in access)
     major = _num(d.get("major"), f"{where}.major")
     return Rule(allow, typ, major, _num(d.get("minor"), f"{where}.minor"), access)
@@ -90,7 +106,7 @@ def build_rules(spec_rules: list | None, device_allow: list[dict] | tuple) -> li
     out: list[Rule] = []
     if spec_rules is not None:
         if not isinstance(spec_rules, list):
-            raise OciError("linux.resources.devices", "must be an array")
+            raise OciError("linux.resources.devices", must_be("array", spec_rules))
         for i, d in enumerate(spec_rules):
             out.append(normalize_one(d, f"linux.resources.devices[{i}]"))
     for i, d in enumerate(device_allow):

@@ -11,7 +11,7 @@ cgroupsPath rules (runc's fs/fs2 drivers):
 
 
 from ocirun import fspath
-from ocirun.errors import OciError
+from ocirun.errors import OciError, show
 
 # v1 controllers runc's fs manager knows, in its order; "name=systemd" and "misc" are joined only.
 V1_CONTROLLERS = (
@@ -212,10 +212,10 @@ def resolve_inner(cgroups_path: str | None, container_id: str) -> str:
     if cgroups_path:
         inner = clean_path(cgroups_path)
         if inner in ("", "/"):
-            raise OciError("cgroupsPath", f"{cgroups_path!r} names the root cgroup, not a container's own")
+            raise OciError("cgroupsPath", f"{show(cgroups_path)} names the root cgroup, not a container's own")
         return inner
     if not container_id or "/" in container_id or container_id in (".", ".."):
-        raise OciError("container id", f"{container_id!r} cannot name a cgroup")
+        raise OciError("container id", f"{show(container_id)} cannot name a cgroup")
     return container_id
 
 

@@ -1,7 +1,7 @@
 """Shared pieces of the v1 and v2 resource writers: value checks and the lazy per-controller dir cache."""
 
 from ocirun.cgroups.fsutil import CgroupDir
-from ocirun.errors import OciError
+from ocirun.errors import REQUIRED, OciError, must_be, out_of_range, show
 
 R = "linux.resources"
 
@@ -12,9 +12,9 @@ def get_int(section: dict, key: str, where: str, *, lo: int = -(2**63), hi: int 
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
-        raise OciError(f"{where}.{key}", f"must be an integer, got {v!r}")
+        raise OciError(f"{where}.{key}", must_be("integer", v))
     if v < lo or v > hi:
-        raise OciError(f"{where}.{key}", f"{v} is out of range [{lo}, {hi}]")
+        raise OciError(f"{where}.{key}", out_of_range(v, lo, hi))
     return v
 
 
@@ -23,7 +23,7 @@ def get_bool(section: dict, key: str, where: str) -> bool | None:
     if v is None:
         return None
     if not isinstance(v, bool):
-        raise OciError(f"{where}.{key}", f"must be a boolean, got {v!r}")
+        raise OciError(f"{where}.{key}", must_be("boolean", v))
     return v
 
 
@@ -32,7 +32,7 @@ def get_section(resources: dict, key: str) -> dict | None:
     if v is None:
         return None
     if not isinstance(v, dict):
-        raise OciError(f"{R}.{key}", "must be an object")
+        raise OciError(f"{R}.{key}", must_be("object", v))
     return v
 
 
@@ -41,7 +41,7 @@ def get_list(section: dict, key: str, where: str) -> list | None:
     if v is None:
         return None
     if not isinstance(v, list):
-        raise OciError(f"{where}.{key}", "must be an array")
+        raise OciError(f"{where}.{key}", must_be("array", v))
     return v
 
 
@@ -49,18 +49,18 @@ def page_size(value: object, where: str) -> str:
     """hugepageLimits[].pageSize as the kernel spells it in file names ("2MB", "1GB", "64KB")."""
     if not isinstance(value, str) or len(value) < 3 or value[-2:] not in ("KB", "MB", "GB") \
             or not value[:-2].isdigit():
-        raise OciError(where, f"must look like \"2MB\" or \"1GB\", got {value!r}")
+        raise OciError(where, f"invalid value {show(value)}: must look like \"2MB\" or \"1GB\"")
     return value
 
 
 def dev_key(entry: dict, where: str) -> str:
     """"major:minor" of a blockIO device entry."""
     if not isinstance(entry, dict):
-        raise OciError(where, "must be an object")
+        raise OciError(where, must_be("object", entry))
     maj = get_int(entry, "major", where, lo=0, hi=2**32 - 1)
     mnr = get_int(entry, "minor", where, lo=0, hi=2**32 - 1)
     if maj is None or mnr is None:
-        raise OciError(where, "major and minor are required")
+        raise OciError(f"{where}.{'major' if maj is None else 'minor'}", REQUIRED)
     return f"{maj}:{mnr}"
 
 
@@ -70,7 +70,7 @@ def throttle_entry(entry: dict, where: str) -> tuple[str, int]:
     key = dev_key(entry, where)
     rate = get_int(entry, "rate", where, lo=0)
     if rate is None:
-        raise OciError(f"{where}.rate", "is required")
+        raise OciError(f"{where}.rate", REQUIRED)
     return key, rate
 
 
@@ -114,10 +114,10 @@ def hugetlb_entries(limits: list) -> list[tuple[str, str, int]]:
     for i, e in enumerate(limits):
         w = f"{R}.hugepageLimits[{i}]"
         if not isinstance(e, dict):
-            raise OciError(w, "must be an object")
+            raise OciError(w, must_be("object", e))
         size = page_size(e.get("pageSize"), f"{w}.pageSize")
         limit = get_int(e, "limit", w, lo=0)
         if limit is None:
-            raise OciError(f"{w}.limit", "is required")
+            raise OciError(f"{w}.limit", REQUIRED)
         out.append((w, size, limit))
     return out

@@ -20,13 +20,13 @@ from ocirun.cgroups.resources import (
     hugetlb_entries,
     throttle_entry,
 )
-from ocirun.errors import OciError
+from ocirun.errors import OciError, key_path, must_be, out_of_range
 
 
 def apply(paths: dict[str, str], resources: dict, device_allow: list | tuple = ()) -> None:
     """Write every resource of `resources` into the v1 hierarchies in `paths` (controller -> dir)."""
     if not isinstance(resources, dict):
-        raise OciError(R, "must be an object")
+        raise OciError(R, must_be("object", resources))
     if resources.get("unified"):
         raise OciError(f"{R}.unified", "unified (cgroup v2) resources need a cgroup v2 host (this is v1)")
     with Dirs(paths) as dirs:
@@ -81,7 +81,7 @@ def _memory(dirs: Dirs, m: dict) -> None:
     hierarchy = get_bool(m, "useHierarchy", where)
     check = get_bool(m, "checkBeforeUpdate", where)
     if swappiness is not None and swappiness > 100:
-        raise OciError(f"{where}.swappiness", f"{swappiness} is out of range [0, 100]")
+        raise OciError(f"{where}.swappiness", out_of_range(swappiness, 0, 100))
     limit = limit or None
     swap = swap or None
     if all(v is None for v in (limit, swap, reservation, kernel, kernel_tcp, swappiness, oom_off, hierarchy)):
@@ -281,7 +281,7 @@ def rdma_lines(r: dict) -> list[tuple[str, str]]:
     """(where, "dev hca_handle=N hca_object=M") for rdma.max; shared with v2 (same format)."""
     out = []
     for dev, lim in r.items():
-        w = f"{R}.rdma.{dev}"
+        w = key_path(f"{R}.rdma", dev)
         if not isinstance(lim, dict) or not dev or " " in dev:
             raise OciError(w, "must be an object keyed by an RDMA device name")
         parts = [dev]

@@ -21,13 +21,13 @@ from ocirun.cgroups.resources import (
     hugetlb_entries,
     throttle_entry,
 )
-from ocirun.errors import OciError
+from ocirun.errors import OciError, key_path, must_be
 
 
 def apply(path: str, resources: dict, device_allow: list | tuple = ()) -> None:
     """Write `resources` into the v2 cgroup directory `path`."""
     if not isinstance(resources, dict):
-        raise OciError(R, "must be an object")
+        raise OciError(R, must_be("object", resources))
     with CgroupDir(path) as d:
         if (sec := get_section(resources, "memory")) is not None:
             _memory(d, sec)
@@ -182,11 +182,11 @@ _RUNTIME_OWNED = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "c
 def _unified(d: CgroupDir, u: dict) -> None:
     """Raw v2 files: the key must be a plain file name of an enabled controller (or a cgroup.* file)."""
     for key, value in u.items():
-        w = f"{R}.unified.{key}"
+        w = key_path(f"{R}.unified", key)
         if not isinstance(key, str) or "/" in key or key in ("", ".", "..") or "." not in key:
             raise OciError(w, "must name a cgroup v2 interface file such as \"memory.high\"")
         if not isinstance(value, str):
-            raise OciError(w, "value must be a string")
+            raise OciError(w, must_be("string", value))
         if key in _RUNTIME_OWNED:
             raise OciError(w, "this file is managed by the runtime and cannot be set through unified")
         err = d.try_write(key, value)
