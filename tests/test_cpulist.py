@@ -70,8 +70,8 @@ def test_container_gets_the_final_cpu_set(rt, bundle) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("cpus", ["3-1", "0-", "1,-1"])
 def test_a_bad_cpu_list_fails_create_cleanly(rt, bundle, cpus: str) -> None:  # noqa: ANN001
-    """Lists the config's own check lets through: the init refuses them (they used to mean {0}, {1} or
-    nothing), with one line naming the field, and nothing is left behind."""
+    """Lists that used to mean {0}, {1} or nothing: refused with one line naming the field and the list, by
+    the config's syntax check ("0-", "1,-1") or by the init's parser ("3-1"), and nothing is left behind."""
     b = bundle(["true"])
     b.spec["process"]["execCPUAffinity"] = {"final": cpus}
     b.write()
@@ -79,5 +79,5 @@ def test_a_bad_cpu_list_fails_create_cleanly(rt, bundle, cpus: str) -> None:  # 
     assert p.returncode != 0
     lines = p.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ocirun: ") and "execCPUAffinity" in lines[0], p.err
-    assert f'cpu list "{cpus}"' in lines[0] and "Invalid argument" in lines[0], p.err
+    assert f'cpu list "{cpus}"' in lines[0], p.err
     assert rt("state", b.id).returncode != 0
